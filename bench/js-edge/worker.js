@@ -1,0 +1,172 @@
+// The edge's /buy rejection path written in plain JavaScript, for P3 only: the
+// same work as edge/src/buy.rs up to a lost admission round — verify the session
+// and purchase tokens (rushgate's token format, HMAC-SHA256 via WebCrypto), parse
+// the body, consult the cached event snapshot, ask the user's DedupShard Durable
+// Object, draw the admission round, sign a retry token, answer 429. Not part of
+// rushgate; never deployed.
+
+const enc = new TextEncoder();
+const LABEL = enc.encode("rushgate-token\0");
+const KIND = { session: 1, purchase: 2, retry: 4 };
+
+let keyState = null;
+async function keys(env) {
+  if (keyState) return keyState;
+  const raw = hexToBytes(env.SIGNING_KEY);
+  const hmac = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+  const id = new Uint8Array(await crypto.subtle.digest("SHA-256", raw)).slice(0, 4);
+  keyState = { hmac, id };
+  return keyState;
+}
+
+function hexToBytes(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
+
+function b64urlDecode(text) {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+  const pad = text.length % 4 === 2 ? "==" : text.length % 4 === 3 ? "=" : "";
+  const bin = atob(text.replace(/-/g, "+").replace(/_/g, "/") + pad);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function b64urlEncode(bytes) {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function macInput(body) {
+  const input = new Uint8Array(LABEL.length + body.length);
+  input.set(LABEL);
+  input.set(body, LABEL.length);
+  return input;
+}
+
+/** Verifies a token of `kind`; returns a DataView over its claims or null. */
+async function verify(env, token, kind) {
+  const dot = token.indexOf(".");
+  if (dot < 0) return null;
+  const body = b64urlDecode(token.slice(0, dot));
+  const tag = b64urlDecode(token.slice(dot + 1));
+  if (!body || !tag || body.length < 6 || body[0] !== 1 || body[1] !== kind) return null;
+  const k = await keys(env);
+  for (let i = 0; i < 4; i++) if (body[2 + i] !== k.id[i]) return null;
+  const ok = await crypto.subtle.verify("HMAC", k.hmac, tag, macInput(body));
+  return ok ? new DataView(body.buffer, 6) : null;
+}
+
+async function sign(env, kind, claims) {
+  const k = await keys(env);
+  const body = new Uint8Array(6 + claims.length);
+  body[0] = 1;
+  body[1] = kind;
+  body.set(k.id, 2);
+  body.set(claims, 6);
+  const tag = new Uint8Array(await crypto.subtle.sign("HMAC", k.hmac, macInput(body)));
+  return b64urlEncode(body) + "." + b64urlEncode(tag);
+}
+
+const i64 = (view, at) => Number(view.getBigInt64(at));
+
+function error(status, code, extra = {}) {
+  return Response.json({ error: code, message: code, ...extra }, { status, headers: { "cache-control": "no-store" } });
+}
+
+function sessionToken(req) {
+  const auth = req.headers.get("authorization");
+  if (auth) {
+    const [scheme, token] = auth.split(" ");
+    return scheme.toLowerCase() === "bearer" ? token : null;
+  }
+  const cookie = req.headers.get("cookie") || "";
+  const found = cookie.split(";").map((p) => p.trim().split("=")).find(([n]) => n === "rushgate_session");
+  return found ? found[1] : null;
+}
+
+const snapshots = new Map();
+async function snapshot(env, eventId, now) {
+  const cached = snapshots.get(eventId);
+  if (cached && now - cached.at < 2000) return cached.view;
+  const response = await fetch(`${env.ORIGIN_URL}/api/events/${eventId}`);
+  const view = response.status === 200 ? await response.json() : null;
+  snapshots.set(eventId, { view, at: now });
+  return view;
+}
+
+async function buy(req, env) {
+  const now = Date.now();
+  const nowS = Math.floor(now / 1000);
+  const path = new URL(req.url).pathname;
+  const token = sessionToken(req);
+  const session = token && (await verify(env, token, KIND.session));
+  if (!session || i64(session, 9) <= nowS) return error(401, "unauthenticated");
+  const userId = i64(session, 0);
+  const [, , eventText, purchaseToken] = path.split("/");
+  const eventId = Number(eventText);
+  const purchase = purchaseToken && (await verify(env, purchaseToken, KIND.purchase));
+  if (!purchase || i64(purchase, 0) !== eventId) return error(403, "bad_signature");
+  if (i64(purchase, 16) <= nowS) return error(403, "url_expired");
+  if (i64(purchase, 8) !== userId) return error(403, "wrong_user");
+  let order;
+  try {
+    order = await req.json();
+  } catch {
+    return error(400, "invalid_input");
+  }
+  const view = await snapshot(env, eventId, now);
+  if (!view) return error(404, "not_found");
+  const tier = view.tiers.find((t) => t.id === order.tier_id);
+  if (tier && tier.remaining <= 0) return error(409, "sold_out");
+
+  if (view.dedup_window_s > 0) {
+    const shard = env.DEDUP.get(env.DEDUP.idFromName(`dedup-${userId % 64}`));
+    const ask = `https://dedup.internal/gate?u=${userId}&e=${eventId}&w=${view.dedup_window_s}&t=${now}`;
+    const answer = await (await shard.fetch(ask)).text();
+    if (answer !== "pass") return error(429, "duplicate_request", { retry_after_s: Number(answer.split(" ")[1] || 1) });
+  }
+
+  const p = (view.admission.rounds || [1])[0];
+  const u = crypto.getRandomValues(new Uint32Array(1))[0] / 4294967296;
+  if (u < p) return error(502, "admitted_but_not_forwarded_in_this_benchmark");
+  const wait = 2;
+  const claims = new Uint8Array(8 + 8 + 4 + 8 + 8 + 16);
+  const dv = new DataView(claims.buffer);
+  dv.setBigInt64(0, BigInt(eventId));
+  dv.setBigInt64(8, BigInt(userId));
+  dv.setUint32(16, 1);
+  dv.setBigInt64(20, BigInt(nowS + wait));
+  dv.setBigInt64(28, BigInt(nowS + wait + 120));
+  claims.set(crypto.getRandomValues(new Uint8Array(16)), 36);
+  const retry = await sign(env, KIND.retry, claims);
+  return error(429, "not_admitted", { retry_after_s: wait, retry_token: retry });
+}
+
+export default {
+  async fetch(req, env) {
+    const path = new URL(req.url).pathname;
+    if (req.method === "POST" && path.startsWith("/buy/")) return buy(req, env);
+    if (path === "/api/time") return Response.json({ now: new Date().toISOString() });
+    return error(404, "not_found");
+  },
+};
+
+export class DedupShard {
+  constructor() {
+    this.windows = new Map();
+  }
+  async fetch(req) {
+    const q = new URL(req.url).searchParams;
+    const now = Number(q.get("t"));
+    const key = `${q.get("u")}:${q.get("e")}`;
+    const until = this.windows.get(key);
+    if (until && until > now) return new Response(`duplicate ${Math.max(1, Math.ceil((until - now) / 1000))}`);
+    const window = Number(q.get("w"));
+    if (window > 0) this.windows.set(key, now + window * 1000);
+    return new Response("pass");
+  }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Shielding: a crowd 1,000× the stock through the edge; how many /buy requests
+# reach the origin per unit sold (target ≤ 2), with every invariant checked.
+# Starts its own Redis, origin and wrangler dev (local workerd); stops by itself.
+# Usage: bench/scripts/shielding.sh [buyers, default 10000] [stock, default 10]
+users="${1:-10000}"
+stock="${2:-10}"
+source "$(dirname "$0")/lib.sh"
+scripts/build-edge.sh | tail -n1
+start_redis
+start_origin
+eport=$(free_port)
+start_edge . "$eport"
+"$target/rushgate-bench" crowd --target "http://127.0.0.1:$eport" --origin "http://$RUSHGATE_BIND" \
+  --users "$users" --stock "$stock" --admission 0.2,0.5,1.0 --dedup-window-s 5 --concurrency 500

@@ -1,0 +1,377 @@
+//! The crowd simulator: provisions a sale and N buyers (a share of them bots),
+//! sends them at the edge or straight at the origin — open loop (arrivals per
+//! second) or closed loop (a fixed number active) — and reports, per endpoint,
+//! requests/s, latency percentiles and outcomes, the units sold, the origin's
+//! `/buy` load per unit sold, and an invariant check (SPEC §5) against admin
+//! stats and PostgreSQL.
+
+mod invariants;
+mod user;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use rushgate_core::token::SessionClaims;
+use rushgate_core::{Keyring, Role};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::provision::bench_users;
+use crate::stats::{self, EndpointReport, Recorder};
+use user::Ending;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Buyers arrive at `--rate` per second, whatever the system does.
+    Open,
+    /// `--concurrency` buyers are active at any time.
+    Closed,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CrowdArgs {
+    /// Where the crowd goes: the edge, or the origin for a deployment without one.
+    #[arg(long, default_value = "http://127.0.0.1:8787")]
+    pub target: String,
+    /// The origin, for provisioning, admin stats and bots that skip the edge.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub origin: String,
+    #[arg(long, env = "RUSHGATE_DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, env = "RUSHGATE_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: String,
+    #[arg(long, env = "RUSHGATE_ENV", default_value = "development")]
+    pub environment: String,
+    #[arg(long, default_value_t = 2000)]
+    pub users: u32,
+    #[arg(long, default_value_t = 50)]
+    pub stock: i64,
+    #[arg(long, default_value_t = 2)]
+    pub per_user_limit: i64,
+    /// Units per purchase.
+    #[arg(long, default_value_t = 1)]
+    pub quantity: i64,
+    /// Admission round probabilities, comma-separated, or `auto`.
+    #[arg(long, default_value = "1.0")]
+    pub admission: String,
+    #[arg(long, default_value_t = 10)]
+    pub dedup_window_s: u32,
+    /// Seconds from provisioning until the sale opens.
+    #[arg(long, default_value_t = 3)]
+    pub opens_in_s: i64,
+    #[arg(long, value_enum, default_value = "closed")]
+    pub mode: Mode,
+    /// Closed loop: buyers active at once.
+    #[arg(long, default_value_t = 500)]
+    pub concurrency: usize,
+    /// Open loop: buyers arriving per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Probability that a buyer who holds units pays.
+    #[arg(long, default_value_t = 0.8)]
+    pub pay_probability: f64,
+    /// Share of the crowd that are bots.
+    #[arg(long, default_value_t = 0.0)]
+    pub bots: f64,
+    /// How often a bot fires, ms.
+    #[arg(long, default_value_t = 5)]
+    pub bot_period_ms: u64,
+    /// A buyer gives up after this long.
+    #[arg(long, default_value_t = 120)]
+    pub max_seconds: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The sale under test and its buyers (user id, session token).
+pub struct Sale {
+    pub event_id: i64,
+    pub tier_id: i64,
+    pub opens_at: OffsetDateTime,
+    pub users: Vec<(i64, String)>,
+    admin: String,
+}
+
+/// What every simulated buyer shares.
+pub struct Shared {
+    pub client: reqwest::Client,
+    pub target: String,
+    pub origin: Option<String>,
+    pub recorder: Recorder,
+    pub quantity: i64,
+    pub pay_probability: f64,
+    pub max_duration: Duration,
+    held: Mutex<HashSet<Uuid>>,
+    sold_out_answers: AtomicU64,
+}
+
+impl Shared {
+    fn held(&self, id: Uuid) {
+        if let Ok(mut held) = self.held.lock() {
+            held.insert(id);
+        }
+    }
+
+    fn told_sold_out(&self) {
+        self.sold_out_answers.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub event_id: i64,
+    pub users: u32,
+    pub bots: u32,
+    pub stock: i64,
+    pub seconds: f64,
+    pub endpoints: Vec<EndpointReport>,
+    pub paid: u64,
+    pub held_unpaid: u64,
+    pub sold_out: u64,
+    pub gave_up: u64,
+    pub reservations: usize,
+    pub units_sold: i64,
+    /// `/buy` requests the origin served during the run.
+    pub origin_buy_requests: u64,
+    pub origin_buy_per_unit: f64,
+    pub violations: Vec<String>,
+}
+
+fn session(keys: &Keyring, user_id: i64, role: Role) -> String {
+    keys.sign(&SessionClaims {
+        user_id,
+        role,
+        exp: OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600,
+    })
+}
+
+fn admission(spec: &str) -> anyhow::Result<Value> {
+    if spec == "auto" {
+        return Ok(json!({"mode": "auto"}));
+    }
+    let rounds: Vec<f64> = spec
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .context("--admission: comma-separated probabilities or `auto`")?;
+    Ok(json!({ "rounds": rounds }))
+}
+
+/// Creates the buyers and an approved sale opening `opens_in_s` from now.
+pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow::Result<Sale> {
+    ensure!(
+        args.environment != "production",
+        "the crowd simulator refuses RUSHGATE_ENV=production"
+    );
+    let run = format!("crowd{}", hex::encode(rand::random::<[u8; 4]>()));
+    let staff = bench_users(db, &format!("{run}-admin"), 1, Role::Admin).await?[0];
+    let admin = session(keys, staff, Role::Admin);
+    let ids = bench_users(db, &run, args.users, Role::Customer).await?;
+    let users = ids
+        .iter()
+        .map(|id| (*id, session(keys, *id, Role::Customer)))
+        .collect();
+
+    let client = reqwest::Client::new();
+    let now = OffsetDateTime::now_utc();
+    let opens_at = now + time::Duration::seconds(args.opens_in_s);
+    let fmt = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let post = |path: String, body: Value| {
+        let request = client
+            .post(format!("{}{path}", args.origin))
+            .bearer_auth(&admin)
+            .json(&body);
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let body: Value = response.json().await?;
+            ensure!(status.is_success(), "{path}: {status} {body}");
+            Ok::<_, anyhow::Error>(body)
+        }
+    };
+    let event = post(
+        "/api/admin/events".into(),
+        json!({
+            "name": format!("{run} sale"),
+            "visible_at": fmt(now - time::Duration::minutes(1)),
+            "opens_at": fmt(opens_at),
+            "closes_at": fmt(opens_at + time::Duration::hours(2)),
+            "per_user_limit": args.per_user_limit,
+            "per_order_limit": args.quantity.min(args.per_user_limit),
+            "dedup_window_s": args.dedup_window_s,
+            "admission": admission(&args.admission)?,
+            "tiers": [{"name": "GA", "price_cents": 2500, "stock": args.stock}],
+        }),
+    )
+    .await?;
+    let event_id = event["id"].as_i64().context("event id")?;
+    let tier_id = event["tiers"][0]["id"].as_i64().context("tier id")?;
+    post(format!("/api/admin/events/{event_id}/submit"), json!({})).await?;
+    post(format!("/api/admin/events/{event_id}/approve"), json!({})).await?;
+    Ok(Sale {
+        event_id,
+        tier_id,
+        opens_at,
+        users,
+        admin,
+    })
+}
+
+/// `/buy` requests the origin has served (its Prometheus counter).
+async fn origin_buys(client: &reqwest::Client, origin: &str) -> anyhow::Result<u64> {
+    let text = client
+        .get(format!("{origin}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.starts_with("rushgate_http_requests_total{")
+                && l.contains("route=\"/buy/{event_id}/{token}\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
+pub async fn run(args: &CrowdArgs) -> anyhow::Result<Report> {
+    let keys = Keyring::from_hex(&args.signing_key, None).context("RUSHGATE_SIGNING_KEY")?;
+    let db = PgPool::connect(&args.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let sale = Arc::new(provision(args, &db, &keys).await?);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency.max(64))
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        target: args.target.trim_end_matches('/').to_owned(),
+        origin: (args.origin != args.target).then(|| args.origin.trim_end_matches('/').to_owned()),
+        recorder: Recorder::default(),
+        quantity: args.quantity,
+        pay_probability: args.pay_probability,
+        max_duration: Duration::from_secs(args.max_seconds),
+        held: Mutex::new(HashSet::new()),
+        sold_out_answers: AtomicU64::new(0),
+    });
+    let buys_before = origin_buys(&client, &args.origin).await?;
+
+    let total = sale.users.len();
+    let bots = ((total as f64) * args.bots.clamp(0.0, 1.0)).round() as usize;
+    let progress = ProgressBar::new(total as u64);
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} buyers done  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(match args.mode {
+        Mode::Closed => args.concurrency.max(1),
+        Mode::Open => Semaphore::MAX_PERMITS,
+    }));
+    // Bots are spread evenly through the crowd.
+    let stride = total.checked_div(bots).map_or(usize::MAX, |s| s.max(1));
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        if args.mode == Mode::Open && i > 0 {
+            tokio::time::sleep(Duration::from_secs_f64(1.0 / args.rate.max(0.001))).await;
+        }
+        let permit = gate.clone().acquire_owned().await?;
+        let (shared, sale, progress) = (shared.clone(), sale.clone(), progress.clone());
+        let period = Duration::from_millis(args.bot_period_ms);
+        tasks.push(tokio::spawn(async move {
+            let is_bot = i % stride == 0 && i / stride < bots;
+            let ending = if is_bot {
+                user::bot(&shared, &sale, i, period).await
+            } else {
+                user::buyer(&shared, &sale, i).await
+            };
+            drop(permit);
+            progress.inc(1);
+            ending
+        }));
+    }
+    let endings: Vec<Ending> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(Ending::GaveUp))
+        .collect();
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+
+    let held: HashSet<Uuid> = shared.held.lock().map(|h| h.clone()).unwrap_or_default();
+    let told_sold_out = shared.sold_out_answers.load(Ordering::Relaxed) > 0;
+    let check = invariants::check(
+        &client,
+        &args.origin,
+        &sale,
+        &db,
+        &held,
+        told_sold_out,
+        args.per_user_limit,
+    )
+    .await?;
+    let origin_buy_requests = origin_buys(&client, &args.origin)
+        .await?
+        .saturating_sub(buys_before);
+    let count = |e: Ending| endings.iter().filter(|x| **x == e).count() as u64;
+    Ok(Report {
+        event_id: sale.event_id,
+        users: total as u32,
+        bots: bots as u32,
+        stock: args.stock,
+        seconds: elapsed.as_secs_f64(),
+        endpoints: shared.recorder.report(elapsed),
+        paid: count(Ending::Paid),
+        held_unpaid: count(Ending::Held),
+        sold_out: count(Ending::SoldOut) + count(Ending::LimitReached),
+        gave_up: count(Ending::GaveUp),
+        reservations: held.len(),
+        units_sold: check.units_sold,
+        origin_buy_requests,
+        origin_buy_per_unit: origin_buy_requests as f64 / check.units_sold.max(1) as f64,
+        violations: check.violations,
+    })
+}
+
+/// Human-readable summary.
+pub fn render(report: &Report) -> String {
+    let mut out = stats::table(&report.endpoints);
+    out.push_str(&format!(
+        "\n{} buyers ({} bots), stock {}, {:.1} s: {} paid, {} holding unpaid, {} sold out, {} gave up\n",
+        report.users, report.bots, report.stock, report.seconds, report.paid, report.held_unpaid, report.sold_out, report.gave_up
+    ));
+    out.push_str(&format!(
+        "units sold {} in {} reservations; origin /buy requests {} = {:.2} per unit sold\n",
+        report.units_sold,
+        report.reservations,
+        report.origin_buy_requests,
+        report.origin_buy_per_unit
+    ));
+    if report.violations.is_empty() {
+        out.push_str("invariants: all hold\n");
+    } else {
+        out.push_str("INVARIANT VIOLATIONS:\n");
+        for v in &report.violations {
+            out.push_str(&format!("  - {v}\n"));
+        }
+    }
+    out
+}

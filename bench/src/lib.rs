@@ -1,0 +1,8 @@
+//! rushgate's benchmark driver and crowd simulator, as a library so the system
+//! tests can run a crowd too.
+
+pub mod crowd;
+pub mod provision;
+pub mod replay;
+pub mod stats;
+pub mod trivial;

@@ -1,0 +1,391 @@
+//! Event definitions as operators write them: the raw input, its defaults, and the
+//! validated [`EventSpec`] that the rest of the system can trust.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::phase::Schedule;
+
+pub const MAX_TIERS: usize = 20;
+pub const MAX_ROUNDS: usize = 8;
+pub const MAX_BUCKETS: u32 = 64;
+pub const MAX_STOCK: i64 = 10_000_000;
+pub const MAX_PRICE_CENTS: i64 = 10_000_000_000;
+pub const MAX_PER_USER_LIMIT: u32 = 100;
+
+/// How the edge admits buyers: fixed probabilities per round, or automatic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Admission {
+    /// Round `i` admits with probability `rounds[i]`; past the last round the last
+    /// probability applies.
+    Rounds { rounds: Vec<f64> },
+    /// The edge derives the probability from the remaining stock and the crowd.
+    Auto { mode: AutoMode },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoMode {
+    Auto,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self::Rounds { rounds: vec![1.0] }
+    }
+}
+
+impl Admission {
+    /// Parses the `admission` field: `{"rounds": [p1, ...]}` or `{"mode": "auto"}`.
+    pub fn parse(value: &Value) -> Result<Self, FieldError> {
+        let err = |msg: &str| FieldError::new("admission", msg);
+        let obj = value
+            .as_object()
+            .ok_or_else(|| err("must be {\"rounds\": [..]} or {\"mode\": \"auto\"}"))?;
+        match (obj.get("rounds"), obj.get("mode")) {
+            (Some(rounds), None) if obj.len() == 1 => {
+                let rounds = rounds
+                    .as_array()
+                    .ok_or_else(|| FieldError::new("admission.rounds", "must be an array"))?;
+                if rounds.is_empty() || rounds.len() > MAX_ROUNDS {
+                    return Err(FieldError::new(
+                        "admission.rounds",
+                        format!("must hold 1 to {MAX_ROUNDS} probabilities"),
+                    ));
+                }
+                let rounds = rounds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| match p.as_f64() {
+                        Some(p) if p > 0.0 && p <= 1.0 => Ok(p),
+                        _ => Err(FieldError::new(
+                            format!("admission.rounds[{i}]"),
+                            "must be a probability in (0, 1]",
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Self::Rounds { rounds })
+            }
+            (None, Some(mode)) if obj.len() == 1 => match mode.as_str() {
+                Some("auto") => Ok(Self::Auto {
+                    mode: AutoMode::Auto,
+                }),
+                _ => Err(FieldError::new("admission.mode", "must be \"auto\"")),
+            },
+            _ => Err(err("must be {\"rounds\": [..]} or {\"mode\": \"auto\"}")),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// A field that failed validation and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A tier as written by the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierInput {
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// The create/update body for an event. Optional fields take their defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    pub name: String,
+    #[serde(default)]
+    pub venue: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub visible_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub opens_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub closes_at: OffsetDateTime,
+    pub per_user_limit: i64,
+    #[serde(default)]
+    pub per_order_limit: Option<i64>,
+    #[serde(default)]
+    pub payment_window_s: Option<i64>,
+    #[serde(default)]
+    pub dedup_window_s: Option<i64>,
+    #[serde(default)]
+    pub admission: Option<Value>,
+    #[serde(default)]
+    pub buckets: Option<i64>,
+    pub tiers: Vec<TierInput>,
+}
+
+/// A tier that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierSpec {
+    pub name: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// An event definition that passed validation; every field is within bounds and
+/// the combination makes sense.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSpec {
+    pub name: String,
+    pub venue: String,
+    pub description: String,
+    pub schedule: Schedule,
+    pub per_user_limit: u32,
+    pub per_order_limit: u32,
+    pub payment_window_s: u32,
+    pub dedup_window_s: u32,
+    pub admission: Admission,
+    pub buckets: u32,
+    pub tiers: Vec<TierSpec>,
+}
+
+pub const DEFAULT_PAYMENT_WINDOW_S: i64 = 300;
+pub const DEFAULT_DEDUP_WINDOW_S: i64 = 10;
+
+fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, FieldError> {
+    let value = value.trim();
+    let chars = value.chars().count();
+    if chars < min || chars > max {
+        let msg = if min == 0 {
+            format!("must be at most {max} characters")
+        } else {
+            format!("must be {min} to {max} characters")
+        };
+        return Err(FieldError::new(field, msg));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn ranged(field: &str, value: i64, min: i64, max: i64) -> Result<i64, FieldError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("must be between {min} and {max}"),
+        ))
+    }
+}
+
+impl EventSpec {
+    /// Validates an operator's input, applying defaults.
+    pub fn parse(input: &EventInput) -> Result<Self, FieldError> {
+        let name = text("name", &input.name, 1, 200)?;
+        let venue = text("venue", &input.venue, 0, 200)?;
+        let description = text("description", &input.description, 0, 5000)?;
+        if input.opens_at < input.visible_at {
+            return Err(FieldError::new("opens_at", "must not be before visible_at"));
+        }
+        if input.closes_at <= input.opens_at {
+            return Err(FieldError::new("closes_at", "must be after opens_at"));
+        }
+        let per_user_limit = ranged(
+            "per_user_limit",
+            input.per_user_limit,
+            1,
+            MAX_PER_USER_LIMIT.into(),
+        )?;
+        let per_order_limit = ranged(
+            "per_order_limit",
+            input.per_order_limit.unwrap_or(per_user_limit),
+            1,
+            per_user_limit,
+        )?;
+        let payment_window_s = ranged(
+            "payment_window_s",
+            input.payment_window_s.unwrap_or(DEFAULT_PAYMENT_WINDOW_S),
+            10,
+            86_400,
+        )?;
+        let dedup_window_s = ranged(
+            "dedup_window_s",
+            input.dedup_window_s.unwrap_or(DEFAULT_DEDUP_WINDOW_S),
+            0,
+            3_600,
+        )?;
+        let admission = match &input.admission {
+            None | Some(Value::Null) => Admission::default(),
+            Some(value) => Admission::parse(value)?,
+        };
+        let buckets = ranged("buckets", input.buckets.unwrap_or(1), 1, MAX_BUCKETS.into())?;
+        if input.tiers.is_empty() || input.tiers.len() > MAX_TIERS {
+            return Err(FieldError::new(
+                "tiers",
+                format!("must hold 1 to {MAX_TIERS} tiers"),
+            ));
+        }
+        let tiers = input
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(i, tier)| {
+                let name = text(&format!("tiers[{i}].name"), &tier.name, 1, 100)?;
+                let price_cents = ranged(
+                    &format!("tiers[{i}].price_cents"),
+                    tier.price_cents,
+                    0,
+                    MAX_PRICE_CENTS,
+                )?;
+                let stock = ranged(&format!("tiers[{i}].stock"), tier.stock, buckets, MAX_STOCK)
+                    .map_err(|e| {
+                        FieldError::new(
+                            e.field,
+                            format!("must be between {buckets} (one per bucket) and {MAX_STOCK}"),
+                        )
+                    })?;
+                Ok(TierSpec {
+                    name,
+                    price_cents,
+                    stock,
+                })
+            })
+            .collect::<Result<Vec<_>, FieldError>>()?;
+        for (i, tier) in tiers.iter().enumerate() {
+            if tiers[..i].iter().any(|t| t.name == tier.name) {
+                return Err(FieldError::new(
+                    format!("tiers[{i}].name"),
+                    "must be unique within the event",
+                ));
+            }
+        }
+        Ok(Self {
+            name,
+            venue,
+            description,
+            schedule: Schedule {
+                visible_at: input.visible_at,
+                opens_at: input.opens_at,
+                closes_at: input.closes_at,
+            },
+            per_user_limit: per_user_limit as u32,
+            per_order_limit: per_order_limit as u32,
+            payment_window_s: payment_window_s as u32,
+            dedup_window_s: dedup_window_s as u32,
+            admission,
+            buckets: buckets as u32,
+            tiers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn input() -> serde_json::Value {
+        json!({
+            "name": "Night Train",
+            "venue": "Hall 1",
+            "visible_at": "2026-01-01T10:00:00Z",
+            "opens_at": "2026-01-01T12:00:00Z",
+            "closes_at": "2026-01-01T14:00:00Z",
+            "per_user_limit": 2,
+            "tiers": [{"name": "Seat", "price_cents": 1500, "stock": 100}]
+        })
+    }
+
+    fn parse(value: serde_json::Value) -> Result<EventSpec, FieldError> {
+        EventSpec::parse(&serde_json::from_value(value).unwrap())
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let spec = parse(input()).unwrap();
+        assert_eq!(spec.per_order_limit, 2);
+        assert_eq!(spec.payment_window_s, 300);
+        assert_eq!(spec.dedup_window_s, 10);
+        assert_eq!(spec.buckets, 1);
+        assert_eq!(spec.admission, Admission::Rounds { rounds: vec![1.0] });
+        assert_eq!(spec.description, "");
+    }
+
+    #[test]
+    fn invalid_combinations_name_the_field() {
+        let cases: Vec<(&str, serde_json::Value)> = vec![
+            ("name", json!("  ")),
+            ("closes_at", json!("2026-01-01T12:00:00Z")),
+            ("per_user_limit", json!(0)),
+            ("per_order_limit", json!(3)),
+            ("payment_window_s", json!(5)),
+            ("dedup_window_s", json!(-1)),
+            ("buckets", json!(101)),
+            ("tiers", json!([])),
+            ("admission", json!({"rounds": [0.5], "mode": "auto"})),
+            ("admission", json!("auto")),
+        ];
+        for (field, value) in cases {
+            let mut body = input();
+            body[field] = value;
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn nested_fields_are_named_precisely() {
+        let mut body = input();
+        body["admission"] = json!({"rounds": [0.5, 1.5]});
+        assert_eq!(parse(body).unwrap_err().field, "admission.rounds[1]");
+        let mut body = input();
+        body["tiers"] = json!([
+            {"name": "A", "price_cents": 1, "stock": 1},
+            {"name": "A", "price_cents": 1, "stock": 1}
+        ]);
+        assert_eq!(parse(body).unwrap_err().field, "tiers[1].name");
+        let mut body = input();
+        body["buckets"] = json!(4);
+        body["tiers"] = json!([{"name": "A", "price_cents": 1, "stock": 3}]);
+        assert_eq!(parse(body).unwrap_err().field, "tiers[0].stock");
+        let mut body = input();
+        body["opens_at"] = json!("2026-01-01T09:00:00Z");
+        assert_eq!(parse(body).unwrap_err().field, "opens_at");
+    }
+
+    #[test]
+    fn admission_forms() {
+        let auto = Admission::parse(&json!({"mode": "auto"})).unwrap();
+        assert_eq!(auto.to_value(), json!({"mode": "auto"}));
+        let rounds = Admission::parse(&json!({"rounds": [0.3, 1]})).unwrap();
+        assert_eq!(rounds.to_value(), json!({"rounds": [0.3, 1.0]}));
+        assert!(Admission::parse(&json!({"rounds": []})).is_err());
+        assert!(Admission::parse(&json!({"rounds": [0]})).is_err());
+        assert!(Admission::parse(&json!({"mode": "fast"})).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut body = input();
+        body["price"] = json!(3);
+        assert!(serde_json::from_value::<EventInput>(body).is_err());
+    }
+}

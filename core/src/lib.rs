@@ -1,0 +1,21 @@
+//! Pure logic shared by the rushgate edge and origin: signed tokens, sale phases,
+//! event validation, the error-code table and the JSON API types.
+//!
+//! Nothing here performs IO or reads a clock: callers pass `now` and randomness in.
+
+pub mod admission;
+pub mod api;
+pub mod bucket;
+pub mod dedup;
+pub mod error;
+pub mod event;
+pub mod phase;
+pub mod purchase;
+pub mod role;
+pub mod session;
+pub mod token;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use phase::{Phase, Schedule};
+pub use role::Role;
+pub use token::{Keyring, TokenError};

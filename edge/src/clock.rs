@@ -1,0 +1,21 @@
+//! Time and randomness from the runtime, in the forms core wants.
+
+use time::OffsetDateTime;
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms()) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Fresh random bytes from the runtime's CSPRNG.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // getrandom on workerd is crypto.getRandomValues, which does not fail.
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes
+}

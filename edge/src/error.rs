@@ -1,0 +1,58 @@
+//! Error answers: the core error table and JSON shape, same as the origin's.
+
+use rushgate_core::{ErrorBody, ErrorCode};
+use worker::{Headers, Response};
+
+#[derive(Debug)]
+pub struct EdgeError(pub ErrorBody);
+
+impl EdgeError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self(ErrorBody::new(code, message))
+    }
+
+    /// The origin could not be reached or answered garbage.
+    pub fn origin_unavailable() -> Self {
+        Self(
+            ErrorBody::new(
+                ErrorCode::Overloaded,
+                "busy or temporarily unavailable, try again shortly",
+            )
+            .with_retry_after(1),
+        )
+    }
+
+    pub fn into_response(self) -> Response {
+        let response = json_response(self.0.status(), &self.0.to_json());
+        if let Some(retry) = self.0.retry_after_s {
+            let _ = response.headers().set("retry-after", &retry.to_string());
+        }
+        response
+    }
+}
+
+impl From<worker::Error> for EdgeError {
+    fn from(e: worker::Error) -> Self {
+        worker::console_error!("edge error: {e}");
+        Self::origin_unavailable()
+    }
+}
+
+/// A JSON answer with `status`; `body` is already JSON text.
+pub fn json_response(status: u16, body: &str) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set("cache-control", "no-store");
+    Response::builder()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(body.as_bytes().to_vec())
+}
+
+/// A JSON answer from a serializable value.
+pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => json_response(status, &body),
+        Err(_) => EdgeError::new(ErrorCode::Internal, "internal error").into_response(),
+    }
+}

@@ -1,0 +1,112 @@
+//! Talking to the origin: passing requests through, and fetching event snapshots.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
+
+use crate::config::Config;
+use crate::error::EdgeError;
+
+/// Request headers that are forwarded to the origin as they are.
+const FORWARDED: &[&str] = &[
+    "authorization",
+    "cookie",
+    "content-type",
+    "accept",
+    "user-agent",
+    "x-retry-token",
+];
+
+fn forwarded_headers(from: &Headers) -> Headers {
+    let headers = Headers::new();
+    for name in FORWARDED {
+        if let Ok(Some(value)) = from.get(name) {
+            let _ = headers.set(name, &value);
+        }
+    }
+    headers
+}
+
+/// Sends `method path` with `headers` and `body` to the origin.
+pub async fn send(
+    config: &Config,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<Vec<u8>>,
+) -> Result<Response, EdgeError> {
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if let Some(body) = body {
+        init.with_body(Some(js_sys_bytes(&body)));
+    }
+    let request = Request::new_with_init(&format!("{}{path}", config.origin), &init)?;
+    Ok(Fetch::Request(request).send().await?)
+}
+
+fn js_sys_bytes(bytes: &[u8]) -> wasm_bindgen::JsValue {
+    worker::js_sys::Uint8Array::from(bytes).into()
+}
+
+/// Forwards the request unchanged (method, path and query, the headers that
+/// matter, body) and relays the answer.
+pub async fn pass_through(config: &Config, mut req: Request) -> Result<Response, EdgeError> {
+    let url = req.inner().url();
+    let path = match query(&url) {
+        Some(query) => format!("{}?{query}", req.path()),
+        None => req.path(),
+    };
+    let method = req.method();
+    let headers = forwarded_headers(req.headers());
+    let body = match method {
+        Method::Get | Method::Head => None,
+        _ => Some(req.bytes().await?),
+    };
+    send(config, method, &path, headers, body).await
+}
+
+/// The query string of a URL, without `?` and fragment. (Parsing the whole URL
+/// would pull the `url` crate and its IDNA tables into the Wasm.)
+pub fn query(url: &str) -> Option<&str> {
+    let after = url.split_once('?')?.1;
+    let query = after.split('#').next().unwrap_or("");
+    (!query.is_empty()).then_some(query)
+}
+
+/// GET `path` at the origin: status and body.
+pub async fn get(config: &Config, path: &str) -> Result<(u16, Vec<u8>), EdgeError> {
+    let mut response = send(config, Method::Get, path, Headers::new(), None).await?;
+    let body = response.bytes().await?;
+    Ok((response.status_code(), body))
+}
+
+thread_local! {
+    /// Paths this isolate is refreshing. (Requests cannot await each other's I/O
+    /// in Workers, so concurrent requests do not wait for one fetch; while one
+    /// refreshes, the others use the copy they have.)
+    static REFRESHING: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+}
+
+/// The right to refresh `path`, held until dropped; `None` if another request
+/// of this isolate holds it.
+pub struct Refresh(String);
+
+impl Refresh {
+    pub fn claim(path: &str) -> Option<Self> {
+        REFRESHING
+            .with(|r| r.borrow_mut().insert(path.to_owned()))
+            .then(|| Self(path.to_owned()))
+    }
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        REFRESHING.with(|r| r.borrow_mut().remove(&self.0));
+    }
+}
+
+/// The forwarded headers of a request, for handlers that build their own.
+pub fn headers_of(req: &Request) -> Headers {
+    forwarded_headers(req.headers())
+}

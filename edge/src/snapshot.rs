@@ -1,0 +1,160 @@
+//! What this isolate knows about an event: the origin's public view, refreshed
+//! at most once per TTL, plus what the edge learned since — tiers the origin said
+//! are sold out, and how fast purchase attempts arrive (for automatic admission).
+//! Phases are computed from the clock at decision time, so a sale opens on time
+//! whatever the age of the snapshot.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use rushgate_core::api::EventView;
+use rushgate_core::{Phase, Schedule};
+
+use crate::config::Config;
+use crate::error::EdgeError;
+use crate::origin;
+
+/// How long a sold-out answer from the origin is believed without a fresher
+/// snapshot saying otherwise, ms.
+const SOLD_OUT_HOLD_MS: i64 = 5_000;
+
+/// Window of the arrival-rate estimate, ms.
+const RATE_WINDOW_MS: i64 = 1_000;
+
+struct Entry {
+    view: Option<Rc<EventView>>,
+    fetched_ms: i64,
+    /// Tier id → until when it is believed sold out.
+    sold_out: HashMap<i64, i64>,
+    window_start_ms: i64,
+    arrivals_in_window: u32,
+    arrivals_per_s: f64,
+}
+
+thread_local! {
+    static EVENTS: RefCell<HashMap<i64, Entry>> = RefCell::new(HashMap::new());
+}
+
+/// The public view of `event_id`, at most `event_ttl_ms` old (older if the origin
+/// cannot be reached but a copy exists); `None` if the event is not public.
+pub async fn view(
+    config: &Rc<Config>,
+    event_id: i64,
+    now_ms: i64,
+) -> Result<Option<Rc<EventView>>, EdgeError> {
+    let cached = EVENTS.with(|e| {
+        e.borrow()
+            .get(&event_id)
+            .map(|entry| (entry.view.clone(), now_ms - entry.fetched_ms))
+    });
+    if let Some((view, age)) = &cached
+        && *age < config.event_ttl_ms as i64
+    {
+        return Ok(view.clone());
+    }
+    let path = format!("/api/events/{event_id}");
+    let Some(_claim) = origin::Refresh::claim(&path) else {
+        // Another request of this isolate is refreshing: decide on the last copy.
+        if let Some((view, _)) = cached {
+            return Ok(view);
+        }
+        return fetch(config, &path).await;
+    };
+    let fetched = fetch(config, &path).await;
+    match fetched {
+        Ok(view) => {
+            EVENTS.with(|e| {
+                let mut events = e.borrow_mut();
+                let entry = events.entry(event_id).or_insert_with(|| Entry {
+                    view: None,
+                    fetched_ms: 0,
+                    sold_out: HashMap::new(),
+                    window_start_ms: now_ms,
+                    arrivals_in_window: 0,
+                    arrivals_per_s: 0.0,
+                });
+                entry.view = view.clone();
+                entry.fetched_ms = now_ms;
+            });
+            Ok(view)
+        }
+        // Keep deciding from the last copy while the origin is unreachable.
+        Err(e) => match cached {
+            Some((view, _)) => Ok(view),
+            None => Err(e),
+        },
+    }
+}
+
+async fn fetch(config: &Config, path: &str) -> Result<Option<Rc<EventView>>, EdgeError> {
+    let (status, body) = origin::get(config, path).await?;
+    match status {
+        200 => {
+            let view: EventView =
+                serde_json::from_slice(&body).map_err(|_| EdgeError::origin_unavailable())?;
+            Ok(Some(Rc::new(view)))
+        }
+        404 => Ok(None),
+        _ => Err(EdgeError::origin_unavailable()),
+    }
+}
+
+/// The phase at `now_ms`, from the snapshot's schedule and remaining stock.
+pub fn phase(view: &EventView, now: time::OffsetDateTime) -> Phase {
+    let remaining: i64 = view.tiers.iter().map(|t| t.remaining).sum();
+    Schedule {
+        visible_at: view.visible_at,
+        opens_at: view.opens_at,
+        closes_at: view.closes_at,
+    }
+    .phase(now, remaining)
+}
+
+/// Whether the tier is known to be sold out: the snapshot says nothing remains,
+/// or the origin said so recently.
+pub fn tier_sold_out(view: &EventView, tier_id: i64, now_ms: i64) -> bool {
+    let snapshot_says = view
+        .tiers
+        .iter()
+        .find(|t| t.id == tier_id)
+        .is_some_and(|t| t.remaining <= 0);
+    snapshot_says
+        || EVENTS.with(|e| {
+            e.borrow()
+                .get(&view.id)
+                .and_then(|entry| entry.sold_out.get(&tier_id).copied())
+                .is_some_and(|until| until > now_ms)
+        })
+}
+
+/// Remembers that the origin reported the tier sold out.
+pub fn learn_sold_out(event_id: i64, tier_id: i64, now_ms: i64) {
+    EVENTS.with(|e| {
+        if let Some(entry) = e.borrow_mut().get_mut(&event_id) {
+            entry.sold_out.insert(tier_id, now_ms + SOLD_OUT_HOLD_MS);
+        }
+    });
+}
+
+/// Counts a purchase attempt; returns the recent arrival rate per second.
+pub fn arrival(event_id: i64, now_ms: i64) -> f64 {
+    EVENTS.with(|e| {
+        let mut events = e.borrow_mut();
+        let Some(entry) = events.get_mut(&event_id) else {
+            return 0.0;
+        };
+        let elapsed = now_ms - entry.window_start_ms;
+        if elapsed >= RATE_WINDOW_MS {
+            let rate = f64::from(entry.arrivals_in_window) * 1000.0 / elapsed as f64;
+            // Smooth over windows so one quiet second does not open the floodgates.
+            entry.arrivals_per_s = 0.5 * entry.arrivals_per_s + 0.5 * rate;
+            entry.window_start_ms = now_ms;
+            entry.arrivals_in_window = 0;
+        }
+        entry.arrivals_in_window += 1;
+        entry
+            .arrivals_per_s
+            .max(f64::from(entry.arrivals_in_window))
+    })
+}

@@ -1,0 +1,145 @@
+//! The application: shared state, the router assembled from the feature routers,
+//! and the server loop with graceful shutdown.
+
+use std::num::NonZeroU32;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use metrics_exporter_prometheus::PrometheusHandle;
+use rushgate_core::Keyring;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::AppConfig;
+use crate::error::ApiError;
+use crate::events::cache::EventCache;
+use crate::funnel::FunnelCounters;
+use crate::orders::payment::{FakeProvider, PaymentProvider};
+use crate::soldout::SoldOutFlags;
+use crate::store::redis::Redis;
+use crate::worker::expiry::Sweeper;
+use crate::{admin, auth, buy, edge_report, events, health, orders, telemetry};
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: AppConfig,
+    pub keys: Keyring,
+    pub db: PgPool,
+    pub redis: Redis,
+    pub events: EventCache,
+    pub flags: SoldOutFlags,
+    pub funnel: FunnelCounters,
+    pub limiter: DefaultDirectRateLimiter,
+    pub payments: Arc<dyn PaymentProvider>,
+    pub sweeper: Sweeper,
+    pub metrics: PrometheusHandle,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: AppConfig, keys: Keyring, db: PgPool, redis: Redis) -> Self {
+        let events = EventCache::new(
+            db.clone(),
+            config.event_cache_refresh(),
+            config.event_cache_negative(),
+        );
+        let flags = SoldOutFlags::default();
+        let rate = NonZeroU32::new(config.buy_rate_per_s).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.buy_burst).unwrap_or(rate);
+        let limiter = RateLimiter::direct(Quota::per_second(rate).allow_burst(burst));
+        let sweeper = Sweeper::new(db.clone(), redis.clone(), Some(flags.clone()));
+        Self(Arc::new(Shared {
+            config,
+            keys,
+            db,
+            redis,
+            events,
+            flags,
+            funnel: FunnelCounters::default(),
+            limiter,
+            payments: Arc::new(FakeProvider),
+            sweeper,
+            metrics: telemetry::metrics_handle(),
+        }))
+    }
+}
+
+/// All routes, with JSON answers for unknown routes and methods, a body cap,
+/// panic recovery and request metrics.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(events::router())
+        .merge(admin::router())
+        .merge(buy::router())
+        .merge(orders::router())
+        .merge(edge_report::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(telemetry::track))
+        .layer(CatchPanicLayer::custom(|_| panic_response()))
+        .with_state(state)
+}
+
+fn panic_response() -> Response {
+    tracing::error!("handler panicked");
+    let body = rushgate_core::ErrorBody::new(rushgate_core::ErrorCode::Internal, "internal error");
+    let mut response = crate::error::respond(&body);
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.into_response()
+}
+
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// A token cancelled on ctrl-c or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    token
+}

@@ -1,0 +1,207 @@
+//! Command line: `serve`, `worker`, `migrate`, `user add`, `demo`. Each command reads its
+//! configuration from flags or `RUSHGATE_*` variables and runs to completion.
+
+use std::io::BufRead as _;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use rushgate_core::Role;
+use tokio::net::TcpListener;
+
+use crate::app::{self, AppState};
+use crate::config::{Config, Environment, StoreConfig};
+use crate::demo;
+use crate::store::{db, redis::Redis};
+use crate::telemetry::LogConfig;
+use crate::users::{self, Password, Username};
+use crate::worker::expiry::Sweeper;
+use crate::worker::orders::OrderWorker;
+use crate::worker::{self, WorkerConfig};
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, Parser)]
+#[command(name = "rushgate-origin", version, about = "rushgate origin service")]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogConfig,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API; also runs the order worker and the expiry sweeper
+    /// unless `--no-workers`.
+    Serve {
+        #[command(flatten)]
+        config: Config,
+        /// Leave the order worker and the sweeper to `worker` processes.
+        #[arg(long, env = "RUSHGATE_NO_WORKERS")]
+        no_workers: bool,
+    },
+    /// Run the order worker and the expiry sweeper only.
+    Worker {
+        #[command(flatten)]
+        store: StoreConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+    },
+    /// Create the database if needed and apply migrations.
+    Migrate {
+        #[command(flatten)]
+        store: StoreConfig,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Seed demo users and a demo sale (refused in production).
+    Demo {
+        #[command(flatten)]
+        store: StoreConfig,
+        #[arg(long, env = "RUSHGATE_ENV", value_enum, default_value = "development")]
+        environment: Environment,
+        /// Seconds from now until the demo sale opens.
+        #[arg(long, default_value_t = 90)]
+        opens_in_s: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from the first line of stdin.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "customer")]
+        role: Role,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config, no_workers } => serve(config, no_workers).await,
+        Command::Worker { store, worker } => work(&store, &worker).await,
+        Command::Migrate { store } => {
+            let pool = db::connect(&store.database_url, 2).await?;
+            db::migrate(&pool).await?;
+            tracing::info!("database is up to date");
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            username,
+            role,
+            store,
+        }) => add_user(&store, &username, role).await,
+        Command::Demo {
+            store,
+            environment,
+            opens_in_s,
+        } => {
+            anyhow::ensure!(
+                environment != Environment::Production,
+                "the demo refuses to run in production"
+            );
+            let pool = db::connect(&store.database_url, 2).await?;
+            db::migrate(&pool).await?;
+            let redis =
+                Redis::connect(&store.redis_url, &store.redis_prefix, store.redis_timeout())
+                    .await?;
+            demo::seed(&pool, &redis, opens_in_s).await
+        }
+    }
+}
+
+async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {
+    let (keys, generated) = config.app.keyring()?;
+    if let Some(key) = generated {
+        tracing::warn!(
+            "RUSHGATE_SIGNING_KEY is unset: using a fresh development key for this run: {key} \
+             (give the edge the same value as SIGNING_KEY)"
+        );
+    }
+    let store = &config.store;
+    let pool = db::connect(&store.database_url, store.db_max_connections).await?;
+    db::migrate(&pool).await?;
+    let redis =
+        Redis::connect(&store.redis_url, &store.redis_prefix, store.redis_timeout()).await?;
+    let state = AppState::new(config.app, keys, pool.clone(), redis.clone());
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let shutdown = app::shutdown_on_signal();
+    let tracker = TaskTracker::new();
+    worker::spawn_housekeeping(&tracker, state.clone(), &shutdown);
+    if !no_workers {
+        start_workers(
+            &tracker,
+            pool,
+            redis,
+            Some(state.flags.clone()),
+            &config.worker,
+            &shutdown,
+        )
+        .await?;
+    }
+    tracing::info!(addr = %listener.local_addr()?, "rushgate origin listening");
+    app::serve(listener, state, shutdown.clone()).await?;
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn work(store: &StoreConfig, config: &WorkerConfig) -> anyhow::Result<()> {
+    let pool = db::connect(&store.database_url, store.db_max_connections).await?;
+    db::migrate(&pool).await?;
+    let redis =
+        Redis::connect(&store.redis_url, &store.redis_prefix, store.redis_timeout()).await?;
+    let shutdown = app::shutdown_on_signal();
+    let tracker = TaskTracker::new();
+    start_workers(&tracker, pool, redis, None, config, &shutdown).await?;
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn start_workers(
+    tracker: &TaskTracker,
+    pool: sqlx::PgPool,
+    redis: Redis,
+    flags: Option<crate::soldout::SoldOutFlags>,
+    config: &WorkerConfig,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let orders = (0..config.order_workers.max(1))
+        .map(|_| {
+            OrderWorker::new(
+                pool.clone(),
+                redis.clone(),
+                worker::consumer_name(),
+                std::time::Duration::from_millis(config.claim_idle_ms),
+            )
+        })
+        .collect();
+    let sweeper = Sweeper::new(pool, redis, flags);
+    worker::spawn_workers(tracker, orders, sweeper, config, shutdown);
+    Ok(())
+}
+
+async fn add_user(store: &StoreConfig, username: &str, role: Role) -> anyhow::Result<()> {
+    let username = Username::parse(username).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = Password::parse(line.trim_end_matches(['\r', '\n']))
+        .map_err(|e| anyhow::anyhow!("password: {e}"))?;
+    let pool = db::connect(&store.database_url, 2).await?;
+    db::migrate(&pool).await?;
+    let id = users::create(&pool, &username, password, role)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("added {role} {} with id {id}", username.as_str());
+    Ok(())
+}

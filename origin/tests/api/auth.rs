@@ -1,0 +1,201 @@
+//! Accounts: register, login, sessions, and bad input that changes nothing.
+
+use reqwest::Method;
+use rushgate_core::Role;
+use rushgate_core::token::SessionClaims;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::{TEST_KEY, spawn_app};
+
+#[sqlx::test]
+async fn register_login_and_use_the_session(db: PgPool) {
+    let app = spawn_app(db).await;
+    let creds = json!({"username": "alice", "password": "correct horse"});
+    let registered = app.post("/api/auth/register", None, creds.clone()).await;
+    assert_eq!(registered.status, 201, "{:?}", registered.body);
+    let user_id = registered.body["user_id"].as_i64().unwrap();
+
+    let login = app.post("/api/auth/login", None, creds).await;
+    assert_eq!(login.status, 200);
+    assert_eq!(login.body["user_id"], user_id);
+    assert_eq!(login.body["role"], "customer");
+    assert!(login.body["expires_at"].as_str().unwrap().ends_with('Z'));
+    let cookie = login.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("rushgate_session="));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    let token = login.body["token"].as_str().unwrap();
+
+    let me = app.get("/api/me", Some(token)).await;
+    assert_eq!(me.body, json!({"user_id": user_id, "role": "customer"}));
+
+    let session = cookie.split(';').next().unwrap();
+    let by_cookie = app
+        .client
+        .get(app.url("/api/me"))
+        .header("cookie", format!("theme=dark; {session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), 200);
+
+    let logout = app.post("/api/auth/logout", Some(token), json!({})).await;
+    assert!(
+        logout.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+}
+
+#[sqlx::test]
+async fn taken_usernames_and_wrong_passwords(db: PgPool) {
+    let app = spawn_app(db).await;
+    let creds = json!({"username": "bob", "password": "password one"});
+    assert_eq!(
+        app.post("/api/auth/register", None, creds.clone())
+            .await
+            .status,
+        201
+    );
+    let before = app.snapshot().await;
+    app.post(
+        "/api/auth/register",
+        None,
+        json!({"username": "bob", "password": "other password"}),
+    )
+    .await
+    .assert_error(409, "username_taken");
+    app.post(
+        "/api/auth/login",
+        None,
+        json!({"username": "bob", "password": "password two"}),
+    )
+    .await
+    .assert_error(401, "bad_credentials");
+    app.post(
+        "/api/auth/login",
+        None,
+        json!({"username": "nobody", "password": "password one"}),
+    )
+    .await
+    .assert_error(401, "bad_credentials");
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[sqlx::test]
+async fn bad_registration_input_changes_nothing(db: PgPool) {
+    let app = spawn_app(db).await;
+    let before = app.snapshot().await;
+    let cases = [
+        (
+            json!({"username": "ab", "password": "long enough"}),
+            Some("username"),
+        ),
+        (
+            json!({"username": "has space", "password": "long enough"}),
+            Some("username"),
+        ),
+        (
+            json!({"username": "carol", "password": "short"}),
+            Some("password"),
+        ),
+        (
+            json!({"username": "carol", "password": "x".repeat(129)}),
+            Some("password"),
+        ),
+        (json!({"username": "carol"}), None),
+        (
+            json!({"username": 5, "password": "long enough"}),
+            Some("username"),
+        ),
+        (json!([1, 2]), None),
+        (json!("text"), None),
+    ];
+    for (body, field) in cases {
+        let answer = app.post("/api/auth/register", None, body.clone()).await;
+        answer.assert_error(400, "invalid_input");
+        if let Some(field) = field {
+            assert_eq!(answer.body["field"], field, "{body}");
+        }
+    }
+    app.post_raw("/api/auth/register", None, "application/json", "{not json")
+        .await
+        .assert_error(400, "invalid_input");
+    app.post_raw(
+        "/api/auth/register",
+        None,
+        "text/plain",
+        r#"{"username":"carol","password":"long enough"}"#,
+    )
+    .await
+    .assert_error(415, "unsupported_media_type");
+    let huge = format!(
+        r#"{{"username":"carol","password":"{}"}}"#,
+        "x".repeat(20_000)
+    );
+    app.post_raw("/api/auth/register", None, "application/json", huge)
+        .await
+        .assert_error(413, "payload_too_large");
+    app.post_raw("/api/auth/login", None, "application/json", "")
+        .await
+        .assert_error(400, "invalid_input");
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[sqlx::test]
+async fn forged_expired_and_missing_sessions_are_refused(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (user_id, token) = app.user(Role::Customer).await;
+    assert_eq!(app.get("/api/me", Some(&token)).await.status, 200);
+    app.get("/api/me", None)
+        .await
+        .assert_error(401, "unauthenticated");
+
+    let mut tampered = token.clone().into_bytes();
+    tampered[10] ^= 1;
+    let tampered = String::from_utf8(tampered).unwrap();
+    app.get("/api/me", Some(&tampered))
+        .await
+        .assert_error(401, "unauthenticated");
+
+    let expired = app.state.keys.sign(&SessionClaims {
+        user_id,
+        role: Role::Admin,
+        exp: 1,
+    });
+    app.get("/api/me", Some(&expired))
+        .await
+        .assert_error(401, "unauthenticated");
+
+    let other_key = rushgate_core::Keyring::new(&[9u8; 32], None).unwrap();
+    let foreign = other_key.sign(&SessionClaims {
+        user_id,
+        role: Role::Admin,
+        exp: i64::MAX,
+    });
+    app.get("/api/me", Some(&foreign))
+        .await
+        .assert_error(401, "unauthenticated");
+
+    // A purchase token signed with the right key is still not a session.
+    let keys = rushgate_core::Keyring::from_hex(TEST_KEY, None).unwrap();
+    let purchase = keys.sign(&rushgate_core::token::PurchaseClaims {
+        event_id: 1,
+        user_id,
+        exp: i64::MAX,
+        nonce: [0; 16],
+    });
+    app.get("/api/me", Some(&purchase))
+        .await
+        .assert_error(401, "unauthenticated");
+
+    let basic = app
+        .client
+        .request(Method::GET, app.url("/api/me"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+}

@@ -1,0 +1,16 @@
+//! Integration tests of the origin over real PostgreSQL and Redis: one binary,
+//! one module per endpoint family.
+
+mod admin;
+mod auth;
+mod buy;
+mod events;
+mod faults;
+mod health;
+mod helpers;
+mod invariants;
+mod orders;
+mod proxy;
+#[path = "../support/mod.rs"]
+mod support;
+mod worker;

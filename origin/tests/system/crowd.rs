@@ -1,0 +1,47 @@
+//! A crowd through the edge — buyers who follow the page's flow and a share of
+//! bots — with every SPEC §5 invariant checked afterwards by the simulator.
+
+use rushgate_bench::crowd::{self, CrowdArgs, Mode};
+
+use crate::harness::System;
+
+#[tokio::test]
+async fn a_crowd_through_the_edge_keeps_every_invariant() {
+    let sys = System::start().await;
+    let args = CrowdArgs {
+        target: sys.edge.clone(),
+        origin: sys.origin.clone(),
+        database_url: sys.db_url.clone(),
+        signing_key: sys.key.clone(),
+        environment: "development".into(),
+        users: 2000,
+        stock: 50,
+        per_user_limit: 2,
+        quantity: 1,
+        admission: "0.5,1.0".into(),
+        dedup_window_s: 5,
+        opens_in_s: 3,
+        mode: Mode::Closed,
+        concurrency: 250,
+        rate: 0.0,
+        pay_probability: 0.8,
+        bots: 0.05,
+        bot_period_ms: 20,
+        max_seconds: 90,
+        json: false,
+    };
+    let report = crowd::run(&args).await.expect("the crowd ran");
+    println!("{}", crowd::render(&report));
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert_eq!(
+        report.units_sold, 50,
+        "demand far above stock sells all of it"
+    );
+    assert!(report.reservations >= 25, "at most 2 units per reservation");
+    // The origin sees load that grows with the stock, not with the crowd.
+    assert!(
+        report.origin_buy_requests <= 4 * 50,
+        "{} origin /buy requests for 50 units",
+        report.origin_buy_requests
+    );
+}

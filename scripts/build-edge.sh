@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the edge worker into edge/build/ (Rust → Wasm → wasm-bindgen → shim),
+# offline: wasm-bindgen and wasm-opt come from local installs, never downloads.
+# Installs what is missing (clang, the wasm32 target, worker-build and
+# wasm-bindgen-cli at the pinned versions, the npm packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+WORKER_BUILD_VERSION=0.8.7
+WASM_BINDGEN_VERSION=0.2.130
+
+command -v clang >/dev/null || { echo "installing clang"; apt_install clang; }
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+installed() { "$1" --version 2>/dev/null | grep -q "$2"; }
+installed worker-build "$WORKER_BUILD_VERSION" ||
+  cargo install worker-build --version "$WORKER_BUILD_VERSION"
+installed wasm-bindgen "$WASM_BINDGEN_VERSION" ||
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/wasm-opt ] ||
+   [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
+export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+(cd edge && worker-build --profile wasm-release --no-opt)
+# wasm-opt -Oz and drop the name section: smaller than worker-build's own pass.
+wasm=edge/build/index_bg.wasm
+"$WASM_OPT_BIN" -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-exception-handling \
+  "$wasm" -o "$wasm.opt" && mv "$wasm.opt" "$wasm"
+echo "edge built: $wasm $(wc -c < "$wasm") bytes ($(gzip -9 -c "$wasm" | wc -c) gzipped)"

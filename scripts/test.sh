@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, the wasm32 build of core/, the
+# edge worker build, and the workspace tests — unit, integration against real
+# Redis and PostgreSQL, the system tests with the built worker under workerd —
+# and the browser tests of the pages in headless Chromium.
+# Installs and starts what is missing (Redis, PostgreSQL, clang, the wasm32
+# target, worker-build, wasm-bindgen-cli, Node packages). Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+command -v node >/dev/null || { echo "installing nodejs"; apt_install nodejs npm; }
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+command -v clang >/dev/null || { echo "installing clang (ring's wasm32 build needs it)"; apt_install clang; }
+
+step "services"
+ensure_services
+export DATABASE_URL="$RUSHGATE_PG_BASE/postgres"
+export RUSHGATE_TEST_REDIS_URL="$RUSHGATE_REDIS_URL"
+echo "PostgreSQL: ${RUSHGATE_PG_BASE%%@*}@…  Redis: $RUSHGATE_REDIS_URL"
+
+step "static assets are versioned"
+scripts/version-assets.sh --check
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "core builds for wasm32"
+cargo check -p rushgate-core --target wasm32-unknown-unknown --locked
+
+step "edge worker"
+scripts/build-edge.sh
+
+step "cargo test"
+# The crowd tests hold a few thousand sockets open at once.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+cargo test --workspace --locked
+
+step "browser tests (Chromium, playwright-core)"
+command -v chromium >/dev/null || { echo "installing chromium"; apt_install chromium; }
+cargo build --locked -q -p rushgate-origin
+node --test tests/browser/
+echo "screenshots: artifacts/screenshots/"
+
+if docker compose version >/dev/null 2>&1; then
+  step "docker compose config"
+  RUSHGATE_SIGNING_KEY=$(printf '0%.0s' {1..64}) docker compose config -q
+fi
+
+step "all tests passed"

@@ -1,0 +1,243 @@
+// The console for operators and admins: events by status, the create/edit form
+// with tiers, the review actions, and a live dashboard per sale.
+import { api, badge, el, header, me, notice, when } from "./app.js";
+
+const main = document.querySelector("main");
+let user = null;
+let stop = () => {};
+
+const STATUS_TEXT = { draft: "Draft", pending_review: "Waiting for review", approved: "Approved", rejected: "Rejected", cancelled: "Cancelled" };
+
+async function route() {
+  stop();
+  stop = () => {};
+  const [view, id] = location.hash.replace(/^#/, "").split("/");
+  if (view === "new") return form(null);
+  if (view === "edit") return edit(Number(id));
+  if (view === "dash") return dashboard(Number(id));
+  return list();
+}
+
+function problem(title, body) {
+  return notice("bad", title, (body && body.message) || "", body && body.field ? ` (${body.field})` : "");
+}
+
+async function act(id, action, note) {
+  const { ok, body } = await api("POST", `/api/admin/events/${id}/${action}`, note === undefined ? {} : { note });
+  if (!ok) main.prepend(problem(`Could not ${action}`, body));
+  else list();
+}
+
+async function list() {
+  const { ok, body } = await api("GET", "/api/admin/events");
+  if (!ok) { main.replaceChildren(problem("Events are unavailable", body)); return; }
+  const admin = user.role === "admin";
+  const rows = body.events.map((e) => {
+    const actions = [];
+    if (e.status === "draft" || e.status === "rejected") actions.push(el("a", { class: "button secondary", href: `#edit/${e.id}` }, "Edit"));
+    if (e.status === "draft") actions.push(el("button", { type: "button", onclick: () => act(e.id, "submit") }, "Submit for review"));
+    if (admin && e.status === "pending_review") {
+      actions.push(el("button", { type: "button", onclick: () => act(e.id, "approve") }, "Approve"));
+      actions.push(el("button", {
+        type: "button", class: "danger",
+        onclick: () => { const note = prompt("Why is it rejected?"); if (note !== null) act(e.id, "reject", note); },
+      }, "Reject"));
+    }
+    if (e.status === "approved") actions.push(el("a", { class: "button secondary", href: `#dash/${e.id}` }, "Dashboard"));
+    if (admin && e.status !== "cancelled") {
+      actions.push(el("button", {
+        type: "button", class: "secondary",
+        onclick: () => { if (confirm(`Cancel "${e.name}"?`)) act(e.id, "cancel"); },
+      }, "Cancel"));
+    }
+    return el("tr", { "data-event": e.id },
+      el("td", {}, el("strong", {}, e.name), el("div", { class: "muted" }, `opens ${when(e.opens_at)}`)),
+      el("td", { "data-status": e.status }, STATUS_TEXT[e.status] || e.status, e.review_note ? el("div", { class: "muted" }, e.review_note) : null),
+      el("td", {}, badge(e.phase)),
+      el("td", {}, el("div", { class: "actions" }, actions)));
+  });
+  main.replaceChildren(
+    el("h1", {}, "Console"),
+    el("p", {}, el("a", { class: "button", href: "#new" }, "New event")),
+    rows.length ? el("table", { id: "events" },
+      el("thead", {}, el("tr", {}, ["Event", "Review", "Sale", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows)) : el("p", { class: "muted" }, "No events yet."));
+}
+
+/** ISO → the value of a datetime-local input (local time). */
+function local(iso) {
+  const d = new Date(iso);
+  d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
+  return d.toISOString().slice(0, 16);
+}
+
+function input(name, label, attrs = {}) {
+  return [el("label", { for: `f-${name}` }, label),
+    el("input", { id: `f-${name}`, name, ...attrs }),
+    el("div", { class: "field-error", id: `e-${name}`, "aria-live": "polite" })];
+}
+
+function tierRow(t = { name: "", price_cents: "", stock: "" }) {
+  const i = Math.random().toString(36).slice(2, 8);
+  const row = el("div", { class: "row tier" },
+    el("div", {}, el("label", { for: `t-name-${i}` }, "Tier name"), el("input", { id: `t-name-${i}`, class: "t-name", value: t.name, required: true })),
+    el("div", {}, el("label", { for: `t-price-${i}` }, "Price (€)"),
+      el("input", { id: `t-price-${i}`, class: "t-price", type: "number", min: "0", step: "0.01", value: t.price_cents === "" ? "" : t.price_cents / 100, required: true })),
+    el("div", {}, el("label", { for: `t-stock-${i}` }, "Stock"), el("input", { id: `t-stock-${i}`, class: "t-stock", type: "number", min: "1", value: t.stock, required: true })),
+    el("div", {}, el("label", {}, "\u00a0"), el("button", { type: "button", class: "secondary", onclick: () => row.remove() }, "Remove")));
+  return row;
+}
+
+async function edit(id) {
+  const { ok, body } = await api("GET", `/api/admin/events/${id}`);
+  if (!ok) { main.replaceChildren(problem("No such event", body)); return; }
+  form(body);
+}
+
+function form(event) {
+  const e = event || {};
+  const hour = 3600 * 1000, now = Date.now();
+  const tiers = el("div", { id: "tiers" }, (e.tiers || [{ name: "General admission", price_cents: 5000, stock_total: 100 }])
+    .map((t) => tierRow({ name: t.name, price_cents: t.price_cents, stock: t.stock_total })));
+  const rounds = e.admission && e.admission.rounds ? e.admission.rounds.join(", ") : e.admission ? "auto" : "1";
+  const status = el("div", { "aria-live": "polite" });
+  const f = el("form", { class: "card", id: "event-form" },
+    ...input("name", "Name", { required: true, value: e.name || "" }),
+    ...input("venue", "Venue", { value: e.venue || "" }),
+    el("label", { for: "f-description" }, "Description"),
+    el("textarea", { id: "f-description", name: "description", rows: 3 }, e.description || ""),
+    el("div", { class: "row" },
+      el("div", {}, ...input("visible_at", "Visible from", { type: "datetime-local", required: true, value: local(e.visible_at || new Date(now).toISOString()) })),
+      el("div", {}, ...input("opens_at", "Sale opens", { type: "datetime-local", required: true, value: local(e.opens_at || new Date(now + hour).toISOString()) })),
+      el("div", {}, ...input("closes_at", "Sale closes", { type: "datetime-local", required: true, value: local(e.closes_at || new Date(now + 3 * hour).toISOString()) }))),
+    el("div", { class: "row" },
+      el("div", {}, ...input("per_user_limit", "Per person", { type: "number", min: 1, required: true, value: e.per_user_limit || 2 })),
+      el("div", {}, ...input("per_order_limit", "Per order", { type: "number", min: 1, value: e.per_order_limit || "" })),
+      el("div", {}, ...input("payment_window_s", "Payment window (s)", { type: "number", min: 10, value: e.payment_window_s || 300 })),
+      el("div", {}, ...input("dedup_window_s", "Click window (s)", { type: "number", min: 0, value: e.dedup_window_s ?? 10 }))),
+    el("div", { class: "row" },
+      el("div", {}, ...input("admission", "Admission rounds (probabilities, or auto)", { value: rounds })),
+      el("div", {}, ...input("buckets", "Stock buckets", { type: "number", min: 1, value: e.buckets || 1 }))),
+    el("fieldset", {}, el("legend", {}, "Tiers"), tiers,
+      el("div", { class: "field-error", id: "e-tiers", "aria-live": "polite" }),
+      el("button", { type: "button", class: "secondary", onclick: () => tiers.append(tierRow()) }, "Add tier")),
+    el("p", { class: "actions" }, el("button", { type: "submit" }, event ? "Save" : "Create draft"),
+      el("a", { class: "button secondary", href: "#" }, "Back")),
+    status);
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    f.querySelectorAll(".field-error").forEach((n) => (n.textContent = ""));
+    const v = (n) => f.querySelector(`[name="${n}"]`).value.trim();
+    const num = (n) => (v(n) === "" ? undefined : Number(v(n)));
+    const admission = v("admission") === "auto" ? { mode: "auto" } : { rounds: v("admission").split(",").map((p) => Number(p.trim())) };
+    const payload = {
+      name: v("name"), venue: v("venue"), description: f.querySelector("#f-description").value,
+      visible_at: new Date(v("visible_at")).toISOString(), opens_at: new Date(v("opens_at")).toISOString(),
+      closes_at: new Date(v("closes_at")).toISOString(),
+      per_user_limit: num("per_user_limit"), per_order_limit: num("per_order_limit"),
+      payment_window_s: num("payment_window_s"), dedup_window_s: num("dedup_window_s"),
+      admission, buckets: num("buckets"),
+      tiers: [...tiers.querySelectorAll(".tier")].map((r) => ({
+        name: r.querySelector(".t-name").value.trim(),
+        price_cents: Math.round(Number(r.querySelector(".t-price").value) * 100),
+        stock: Number(r.querySelector(".t-stock").value),
+      })),
+    };
+    const { ok, body } = event ? await api("PUT", `/api/admin/events/${event.id}`, payload) : await api("POST", "/api/admin/events", payload);
+    if (ok) { location.hash = ""; return; }
+    const field = body && body.field ? body.field.split(/[.[]/)[0] : null;
+    const slot = field && f.querySelector(`#e-${field}`);
+    if (slot) { slot.textContent = body.message + (body.field !== field ? ` (${body.field})` : ""); slot.previousElementSibling?.focus?.(); }
+    status.replaceChildren(problem("Not saved", body));
+  });
+  main.replaceChildren(el("h1", {}, event ? `Edit “${e.name}”` : "New event"), f);
+}
+
+/** The live dashboard: units over time, the admission funnel, visitors. */
+async function dashboard(id) {
+  const { ok, body: event } = await api("GET", `/api/admin/events/${id}`);
+  if (!ok) { main.replaceChildren(problem("No such event", event)); return; }
+  const series = [[], [], [], []];
+  const chartBox = el("div", { id: "chart", role: "img", "aria-label": "Remaining, held and paid units over time" });
+  const numbers = el("div", { class: "stats", id: "numbers" });
+  const funnel = el("div", { class: "bars", id: "funnel", role: "list", "aria-label": "Admission funnel" });
+  const tiers = el("div", { id: "tier-table" });
+  const updated = el("p", { class: "muted", "aria-live": "off" });
+  main.replaceChildren(
+    el("p", {}, el("a", { href: "#" }, "← Console")),
+    el("h1", {}, `Dashboard: ${event.name}`),
+    el("p", {}, badge(event.phase), " ", el("a", { href: `/api/admin/events/${id}/orders.csv`, download: true }, "Download winners (CSV)")),
+    numbers,
+    el("section", { class: "card" }, el("h2", {}, "Units over time"), chartBox),
+    el("section", { class: "card" }, el("h2", {}, "Admission funnel"), funnel),
+    el("section", { class: "card" }, el("h2", {}, "Tiers"), tiers),
+    updated);
+  let plot = null;
+  const draw = () => {
+    if (!window.uPlot) return;
+    const width = Math.max(280, chartBox.clientWidth || 600);
+    if (!plot) {
+      plot = new window.uPlot({
+        width, height: 260,
+        series: [{}, { label: "Remaining", stroke: "#0b5fff", width: 2 },
+          { label: "Held (unpaid)", stroke: "#9a6700", width: 2, dash: [6, 4] },
+          { label: "Paid", stroke: "#1a7f37", width: 3 }],
+        axes: [{}, { label: "units" }],
+      }, series, chartBox);
+    } else {
+      plot.setData(series);
+    }
+  };
+  const poll = async () => {
+    const { ok: fine, body: stats } = await api("GET", `/api/admin/events/${id}/stats`);
+    if (!fine) { updated.textContent = "Could not refresh the figures; retrying."; return; }
+    const sum = (f) => stats.tiers.reduce((n, t) => n + t[f], 0);
+    series[0].push(Date.now() / 1000);
+    series[1].push(sum("remaining"));
+    series[2].push(sum("reserved"));
+    series[3].push(sum("paid"));
+    chartBox.dataset.samples = String(series[0].length);
+    draw();
+    const box = (label, value, hook) => el("div", { class: "card", "data-figure": hook }, el("div", { class: "muted" }, label), el("div", { class: "big" }, String(value)));
+    numbers.replaceChildren(
+      box("Remaining", sum("remaining"), "remaining"), box("Held, unpaid", sum("reserved"), "held"),
+      box("Paid", sum("paid"), "paid"), box("Page views", stats.page_views, "page_views"),
+      box("Unique visitors", stats.unique_visitors, "unique_visitors"));
+    const steps = [["Arrived at the edge", stats.funnel.edge_arrivals], ["Dropped as duplicates", stats.funnel.deduped],
+      ["Lost an admission round", stats.funnel.not_admitted], ["Reached the origin", stats.funnel.forwarded],
+      ["Rate limited", stats.funnel.rate_limited], ["Sold out answers", stats.funnel.sold_out_rejections],
+      ["Reserved", stats.funnel.reserved]];
+    const top = Math.max(1, ...steps.map(([, n]) => n));
+    funnel.replaceChildren(...steps.map(([label, n]) => el("div", { class: "bar", role: "listitem" },
+      el("span", {}, label),
+      el("span", { class: "track", "aria-hidden": "true" }, el("span", { class: "fill", style: `display:block;width:${(100 * n) / top}%` })),
+      el("span", { class: "value" }, String(n)))));
+    tiers.replaceChildren(el("table", {},
+      el("thead", {}, el("tr", {}, ["Tier", "Stock", "Remaining", "Held", "Paid", "Expired", "Cancelled"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, stats.tiers.map((t) => el("tr", {},
+        el("td", {}, t.name), ...[t.stock_total, t.remaining, t.reserved, t.paid, t.expired, t.cancelled].map((n) => el("td", {}, String(n))))))));
+    updated.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every 2 s`;
+  };
+  await poll();
+  const timer = setInterval(poll, 2000);
+  const resize = () => plot && plot.setSize({ width: Math.max(280, chartBox.clientWidth), height: 260 });
+  window.addEventListener("resize", resize);
+  stop = () => { clearInterval(timer); window.removeEventListener("resize", resize); };
+}
+
+async function start() {
+  header();
+  user = await me();
+  if (!user) {
+    main.replaceChildren(notice("warn", "Please log in", "", el("a", { href: "/login?next=/admin" }, "Log in")));
+    return;
+  }
+  if (user.role !== "operator" && user.role !== "admin") {
+    main.replaceChildren(notice("bad", "Not for customers", "The console is for operators and admins."));
+    return;
+  }
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();
