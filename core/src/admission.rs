@@ -52,6 +52,18 @@ pub fn admitted(p: f64, u: f64) -> bool {
     u < p
 }
 
+/// Whether one more attempt for `quantity` units may go to the origin while
+/// attempts for `in_flight` units are already on their way and `remaining` units
+/// are left: an edge never has more units in flight than there are to win, so the
+/// origin sees load that grows with the stock, not with the crowd. With nothing
+/// in flight one attempt always goes, so the origin gives the definitive answer.
+pub fn within_stock(in_flight: i64, quantity: i64, remaining: i64) -> bool {
+    if remaining <= 0 {
+        return false;
+    }
+    in_flight == 0 || in_flight + quantity.max(1) <= remaining
+}
+
 /// Maps 32 random bits to [0, 1).
 pub fn unit_interval(bits: u32) -> f64 {
     f64::from(bits) / (f64::from(u32::MAX) + 1.0)
@@ -96,6 +108,19 @@ mod tests {
     }
 
     #[test]
+    fn in_flight_attempts_never_outnumber_the_stock() {
+        assert!(within_stock(0, 1, 1));
+        assert!(!within_stock(1, 1, 1));
+        assert!(within_stock(8, 2, 10));
+        assert!(!within_stock(9, 2, 10));
+        // One attempt may always ask, even for more than is left…
+        assert!(within_stock(0, 4, 2));
+        // …but not when nothing is left.
+        assert!(!within_stock(0, 1, 0));
+        assert!(!within_stock(0, 1, -3));
+    }
+
+    #[test]
     fn retry_waits_grow_and_are_capped() {
         assert_eq!(retry_after_s(0), 2);
         assert_eq!(retry_after_s(3), 5);
@@ -137,6 +162,16 @@ mod tests {
                 let p = probability(&a, round, c);
                 prop_assert!((0.0..=1.0).contains(&p));
             }
+        }
+
+        #[test]
+        fn admitting_until_refused_never_exceeds_the_stock(remaining in 0i64..500, quantity in 1i64..5) {
+            let mut in_flight = 0;
+            while within_stock(in_flight, quantity, remaining) {
+                in_flight += quantity;
+            }
+            let bound = if remaining > 0 { remaining.max(quantity) } else { 0 };
+            prop_assert!(in_flight <= bound, "{} units in flight, {} left", in_flight, remaining);
         }
 
         #[test]

@@ -1,8 +1,9 @@
 //! `POST /buy/{event_id}/{token}` at the edge, cheapest rejection first:
 //! verify the session and the purchase token (HMAC, no IO) → sold-out
 //! short-circuit (snapshot and what the origin said) → per-user dedup window or
-//! single-use retry token (Durable Object) → probability admission → forward to
-//! the origin with `X-Rushgate-Admit`, and relay its answer.
+//! single-use retry token (Durable Object) → probability admission → room in
+//! the stock (never more units in flight to the origin than are left) → forward
+//! to the origin with `X-Rushgate-Admit`, and relay its answer.
 
 use rushgate_core::admission::{self, Crowd};
 use rushgate_core::api::{BuyRequest, REMAINING_HEADER};
@@ -120,24 +121,25 @@ pub async fn buy(
     };
     let p = admission::probability(&rounds, round, crowd);
     let u = admission::unit_interval(u32::from_le_bytes(clock::random()));
-    if !admission::admitted(p, u) {
+    let in_flight = admission::admitted(p, u)
+        .then(|| snapshot::take_in_flight(&view, order.tier_id, order.quantity))
+        .flatten();
+    let Some(in_flight) = in_flight else {
         funnel::bump(event_id, Step::NotAdmitted);
         return Err(not_admitted(config, event_id, user.user_id, round, now_s));
-    }
+    };
 
     funnel::bump(event_id, Step::Forwarded);
-    forward(
-        &req,
-        config,
-        &path,
-        user.user_id,
-        body,
-        event_id,
-        order.tier_id,
-        now_s,
-        now_ms,
-    )
-    .await
+    let response = forward(&req, config, &path, user.user_id, body, now_s).await?;
+    drop(in_flight);
+    let remaining = response
+        .headers()
+        .get(REMAINING_HEADER)?
+        .and_then(|v| v.parse::<i64>().ok());
+    if let Some(remaining) = remaining {
+        snapshot::learn_remaining(event_id, order.tier_id, remaining, clock::now_ms());
+    }
+    Ok(response)
 }
 
 /// The verified retry token sent back by a loser of an earlier round, if any.
@@ -205,19 +207,14 @@ fn not_admitted(config: &Config, event_id: i64, user_id: i64, round: u32, now_s:
     )
 }
 
-/// Sends the admitted request to the origin and relays the answer, learning
-/// from it whether the tier just sold out.
-#[allow(clippy::too_many_arguments)]
+/// Sends the admitted request to the origin, attested, and returns its answer.
 async fn forward(
     req: &Request,
     config: &Config,
     path: &str,
     user_id: i64,
     body: Vec<u8>,
-    event_id: i64,
-    tier_id: i64,
     now_s: i64,
-    now_ms: i64,
 ) -> Result<Response, EdgeError> {
     let admit = config.keys.sign(&AdmissionClaims {
         method: "POST".into(),
@@ -227,13 +224,5 @@ async fn forward(
     });
     let headers = origin::headers_of(req);
     headers.set(ADMIT_HEADER, &admit)?;
-    let response = origin::send(config, Method::Post, path, headers, Some(body)).await?;
-    let remaining = response
-        .headers()
-        .get(REMAINING_HEADER)?
-        .and_then(|v| v.parse::<i64>().ok());
-    if remaining == Some(0) {
-        snapshot::learn_sold_out(event_id, tier_id, now_ms);
-    }
-    Ok(response)
+    origin::send(config, Method::Post, path, headers, Some(body)).await
 }

@@ -1,6 +1,8 @@
 //! What this isolate knows about an event: the origin's public view, refreshed
-//! at most once per TTL, plus what the edge learned since — tiers the origin said
-//! are sold out, and how fast purchase attempts arrive (for automatic admission).
+//! at most once per TTL, plus what the edge learned since — how many units the
+//! origin last said were left, tiers it said are sold out, how many units this
+//! isolate has in flight to it, and how fast purchase attempts arrive (for
+//! automatic admission).
 //! Phases are computed from the clock at decision time, so a sale opens on time
 //! whatever the age of the snapshot.
 
@@ -8,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use rushgate_core::admission;
 use rushgate_core::api::EventView;
 use rushgate_core::{Phase, Schedule};
 
@@ -27,6 +30,10 @@ struct Entry {
     fetched_ms: i64,
     /// Tier id → until when it is believed sold out.
     sold_out: HashMap<i64, i64>,
+    /// Tier id → (units left, when the origin said so).
+    said_remaining: HashMap<i64, (i64, i64)>,
+    /// Tier id → units in attempts forwarded and not yet answered.
+    in_flight: HashMap<i64, i64>,
     window_start_ms: i64,
     arrivals_in_window: u32,
     arrivals_per_s: f64,
@@ -70,12 +77,15 @@ pub async fn view(
                     view: None,
                     fetched_ms: 0,
                     sold_out: HashMap::new(),
+                    said_remaining: HashMap::new(),
+                    in_flight: HashMap::new(),
                     window_start_ms: now_ms,
                     arrivals_in_window: 0,
                     arrivals_per_s: 0.0,
                 });
                 entry.view = view.clone();
-                entry.fetched_ms = now_ms;
+                // The view was read at the origin after this request began.
+                entry.fetched_ms = crate::clock::now_ms().max(now_ms);
             });
             Ok(view)
         }
@@ -128,13 +138,62 @@ pub fn tier_sold_out(view: &EventView, tier_id: i64, now_ms: i64) -> bool {
         })
 }
 
-/// Remembers that the origin reported the tier sold out.
-pub fn learn_sold_out(event_id: i64, tier_id: i64, now_ms: i64) {
+/// Remembers how many units of the tier the origin said are left; none left
+/// means sold out for a while.
+pub fn learn_remaining(event_id: i64, tier_id: i64, remaining: i64, now_ms: i64) {
     EVENTS.with(|e| {
         if let Some(entry) = e.borrow_mut().get_mut(&event_id) {
-            entry.sold_out.insert(tier_id, now_ms + SOLD_OUT_HOLD_MS);
+            entry.said_remaining.insert(tier_id, (remaining, now_ms));
+            if remaining <= 0 {
+                entry.sold_out.insert(tier_id, now_ms + SOLD_OUT_HOLD_MS);
+            }
         }
     });
+}
+
+/// Units of the tier in attempts this isolate forwarded and has no answer to.
+/// Dropping it gives them back.
+pub struct InFlight {
+    event_id: i64,
+    tier_id: i64,
+    quantity: i64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        EVENTS.with(|e| {
+            if let Some(entry) = e.borrow_mut().get_mut(&self.event_id)
+                && let Some(units) = entry.in_flight.get_mut(&self.tier_id)
+            {
+                *units -= self.quantity;
+            }
+        });
+    }
+}
+
+/// Takes `quantity` units of the tier in flight if the units already in flight
+/// leave room for them within what is left (the origin's last word if newer than
+/// the snapshot); `None` means the attempt would most likely find nothing.
+pub fn take_in_flight(view: &EventView, tier_id: i64, quantity: i64) -> Option<InFlight> {
+    let snapshot_remaining = view.tiers.iter().find(|t| t.id == tier_id)?.remaining;
+    EVENTS.with(|e| {
+        let mut events = e.borrow_mut();
+        let entry = events.get_mut(&view.id)?;
+        let remaining = match entry.said_remaining.get(&tier_id) {
+            Some(&(said, at_ms)) if at_ms >= entry.fetched_ms => said,
+            _ => snapshot_remaining,
+        };
+        let units = entry.in_flight.entry(tier_id).or_insert(0);
+        if !admission::within_stock(*units, quantity, remaining) {
+            return None;
+        }
+        *units += quantity.max(1);
+        Some(InFlight {
+            event_id: view.id,
+            tier_id,
+            quantity: quantity.max(1),
+        })
+    })
 }
 
 /// Counts a purchase attempt; returns the recent arrival rate per second.

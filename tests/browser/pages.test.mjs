@@ -82,6 +82,7 @@ test("a customer waits on the countdown, buys when it opens, pays, and finds the
   await page.waitForFunction(() => /\d\d:\d\d/.test(document.querySelector("#payment-countdown")?.textContent || ""));
   const [pm] = (await page.textContent("#payment-countdown")).split(":").map(Number);
   assert.ok(pm >= 4 && pm <= 5, "five minutes to pay, on server time");
+  await page.getByRole("link", { name: event.name }).waitFor();
   await shot(page, "05-order-awaiting-payment");
   await page.click("#pay");
   await page.getByText("Paid — you're going!").waitFor();
@@ -91,6 +92,7 @@ test("a customer waits on the countdown, buys when it opens, pays, and finds the
   const status = page.locator('#orders td[data-status="paid"]');
   await status.waitFor();
   assert.equal(await status.count(), 1);
+  assert.equal(await page.locator("#orders").getByRole("link", { name: event.name }).count(), 1);
   await shot(page, "07-my-orders");
   await context.close();
 });

@@ -278,6 +278,47 @@ async fn after_sell_out_the_origin_sees_no_more_buys() {
     }
 }
 
+#[tokio::test]
+async fn a_crowd_at_once_sends_the_origin_about_one_attempt_per_unit() {
+    let sys = System::start().await;
+    let e = sys.edge.clone();
+    let stock: u64 = 5;
+    let (event, tier) = sys
+        .sale(json!({
+            "dedup_window_s": 0,
+            "per_user_limit": 1,
+            "tiers": [{"name": "GA", "price_cents": 1000, "stock": stock}]
+        }))
+        .await;
+    let body = json!({"tier_id": tier, "quantity": 1});
+    let mut crowd = Vec::new();
+    for _ in 0..80 {
+        let (_, token) = sys.user(Role::Customer).await;
+        let url = url_for(&sys, event, &token).await;
+        crowd.push((token, url));
+    }
+    // Everyone clicks at once, and every round admits (p = 1): only the units
+    // in flight limit what reaches the origin.
+    let clicks = crowd
+        .iter()
+        .map(|(token, url)| sys.post(&e, url, token, body.clone()));
+    let mut held = 0;
+    for (status, answer, _) in futures::future::join_all(clicks).await {
+        match (status, answer["error"].as_str()) {
+            (202, _) => held += 1,
+            (409, Some("sold_out")) => {}
+            (429, Some("not_admitted")) => assert!(answer["retry_token"].is_string(), "{answer}"),
+            _ => panic!("{status} {answer}"),
+        }
+    }
+    assert_eq!(held, stock, "every unit sold");
+    let forwarded = sys.origin_requests(BUY).await;
+    assert!(
+        (stock..=2 * stock).contains(&forwarded),
+        "{forwarded} origin /buy requests for {stock} units"
+    );
+}
+
 async fn url_for(sys: &System, event: i64, token: &str) -> String {
     let r = sys
         .post(

@@ -4,6 +4,7 @@ import { api, fill, calibrate, countdown, el, header, money, notice, param, serv
 const id = param("id");
 const main = document.querySelector("main");
 let order = null;
+let saleName = null;
 let timer = null;
 
 const STATUS = {
@@ -25,6 +26,12 @@ async function fetchOrder() {
     return false;
   }
   order = body;
+  if (saleName === null) {
+    saleName = "";
+    // The sale's name, from the edge-cached public view; the id is shown without it.
+    const sale = await api("GET", `/api/events/${order.event_id}`);
+    if (sale.ok) saleName = sale.body.name;
+  }
   return true;
 }
 
@@ -47,7 +54,7 @@ function render(extra) {
       el("tr", {}, el("th", {}, "Amount"), el("td", {}, money(order.amount_cents))),
       el("tr", {}, el("th", {}, "Held at"), el("td", {}, when(order.created_at))),
       order.paid_at ? el("tr", {}, el("th", {}, "Paid at"), el("td", {}, when(order.paid_at))) : null,
-      el("tr", {}, el("th", {}, "Sale"), el("td", {}, el("a", { href: `/event?id=${order.event_id}` }, `Sale ${order.event_id}`))),
+      el("tr", {}, el("th", {}, "Sale"), el("td", {}, el("a", { href: `/event?id=${order.event_id}` }, saleName || `Sale ${order.event_id}`))),
       el("tr", {}, el("th", {}, "Order"), el("td", {}, el("code", {}, order.id))))),
     el("p", {}, el("a", { href: "/orders" }, "All my orders")));
   clearInterval(timer);
