@@ -15,10 +15,8 @@ start_edge bench/js-edge "$js_port"
 
 # Every request a distinct user with a valid purchase URL, so each one goes
 # through the dedup shard (10 s window) and loses the 1 % admission round.
-event=$("$target/rushgate-bench" prepare-buy --origin "http://$RUSHGATE_BIND" --users 100000 \
-  --urls-per-user 1 --stock 5000000 --per-user-limit 100 --admission-p 0.01 \
-  --dedup-window-s 10 --out "$work/buy.txt")
-tier=$(echo "$event" | sed 's/.*"tier_id": \([0-9]*\).*/\1/')
+tier=$(prepare_buy "$work/buy.txt" --users 100000 --urls-per-user 1 --stock 5000000 \
+  --per-user-limit 100 --admission-p 0.01 --dedup-window-s 10)
 
 # Each round starts further into the file, so no user repeats inside a window.
 hammer() { wrk -t2 -c64 -d"${secs}s" --latency -s bench/wrk/replay.lua "http://127.0.0.1:$1" -- "$work/buy.txt" "$tier" 2 "$2"; }

@@ -50,3 +50,20 @@ start_edge() {
   done
   cat "$work/wrangler-$2.log"; exit 1
 }
+
+# prepare_buy FILE [prepare-buy options...]: a fresh sale at the origin and signed
+# /buy requests for it in FILE (bench/wrk/replay.lua's format); prints the tier id.
+prepare_buy() {
+  local out="$1"; shift
+  "$target/rushgate-bench" prepare-buy --origin "http://$RUSHGATE_BIND" --out "$out" "$@" |
+    sed 's/.*"tier_id": \([0-9]*\).*/\1/'
+}
+
+# sold_out_sale FILE: a sale whose single unit is gone and 2,000 signed requests
+# for it in FILE; prints the tier id.
+sold_out_sale() {
+  local tier
+  tier=$(prepare_buy "$1" --users 2000 --urls-per-user 1 --stock 1 --per-user-limit 1)
+  wrk -t1 -c1 -d1s -s bench/wrk/replay.lua "http://$RUSHGATE_BIND" -- "$1" "$tier" 1 >/dev/null
+  echo "$tier"
+}

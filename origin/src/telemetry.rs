@@ -1,6 +1,7 @@
 //! Logs (tracing) and metrics (Prometheus), set up once per process.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -8,7 +9,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use clap::{Args, ValueEnum};
-use metrics::SharedString;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -65,13 +66,9 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Counts requests by route and status and records their latency. Labels are
-/// borrowed, not built, so the hot path allocates nothing here.
+/// Counts requests by route and status and records their latency.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route: SharedString = match request.extensions().get::<MatchedPath>() {
-        Some(path) => SharedString::from_shared(Arc::from(path.as_str())),
-        None => SharedString::const_str("unmatched"),
-    };
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let method = match *request.method() {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -86,11 +83,53 @@ pub async fn track(request: Request, next: Next) -> Response {
         .iter()
         .find(|(c, _)| *c == code)
         .map_or("other", |(_, s)| *s);
-    metrics::counter!("rushgate_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("rushgate_http_request_duration_seconds", "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    record(route, method, status, start.elapsed().as_secs_f64());
     response
+}
+
+/// The metric handles of one route. Building a labelled metric key on every
+/// request allocates and hashes it in the registry; a handle does neither.
+struct RouteMetrics {
+    duration: Histogram,
+    /// (method, status) → request counter.
+    requests: HashMap<(&'static str, &'static str), Counter>,
+}
+
+fn record(route: &str, method: &'static str, status: &'static str, seconds: f64) {
+    // Routes are the router's patterns, so the map stays small.
+    static ROUTES: OnceLock<RwLock<HashMap<String, RouteMetrics>>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    {
+        let known = routes.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(metrics) = known.get(route)
+            && let Some(requests) = metrics.requests.get(&(method, status))
+        {
+            requests.increment(1);
+            metrics.duration.record(seconds);
+            return;
+        }
+    }
+    let mut known = routes.write().unwrap_or_else(PoisonError::into_inner);
+    let metrics = known
+        .entry(route.to_owned())
+        .or_insert_with(|| RouteMetrics {
+            duration: metrics::histogram!(
+                "rushgate_http_request_duration_seconds", "route" => route.to_owned()
+            ),
+            requests: HashMap::new(),
+        });
+    metrics
+        .requests
+        .entry((method, status))
+        .or_insert_with(|| {
+            metrics::counter!(
+                "rushgate_http_requests_total",
+                "method" => method, "route" => route.to_owned(), "status" => status
+            )
+        })
+        .increment(1);
+    metrics.duration.record(seconds);
 }
 
 const STATUSES: &[(u16, &str)] = &[

@@ -56,11 +56,14 @@ async fn call(
     let (outcome, answer) = match result {
         Ok(response) => {
             let status = response.status();
-            let body = response.json::<Value>().await.unwrap_or(Value::Null);
-            let outcome = match body["error"].as_str() {
-                Some(code) => format!("{} {code}", status.as_u16()),
-                None => status.as_u16().to_string(),
+            let body = response.json::<Value>().await.ok();
+            let outcome = match body.as_ref().map(|b| b["error"].as_str()) {
+                Some(Some(code)) => format!("{} {code}", status.as_u16()),
+                Some(None) => status.as_u16().to_string(),
+                // Neither rushgate's edge nor its origin answers anything but JSON.
+                None => format!("{} not JSON", status.as_u16()),
             };
+            let body = body.unwrap_or(Value::Null);
             (outcome, Some(Answer { status, body }))
         }
         Err(_) => ("no answer".to_owned(), None),

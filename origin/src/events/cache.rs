@@ -9,8 +9,8 @@
 //!
 //! Phases are computed from the clock at read time; the cache only holds rows.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -206,9 +206,15 @@ impl EventCache {
     }
 }
 
+/// Counts a lookup. The handles are made once: every `/buy` looks its event up.
 fn record_lookup(miss: bool) {
-    let result = if miss { "miss" } else { "hit" };
-    metrics::counter!("rushgate_event_cache_lookups_total", "result" => result).increment(1);
+    static COUNTERS: OnceLock<[metrics::Counter; 2]> = OnceLock::new();
+    let [hits, misses] = COUNTERS.get_or_init(|| {
+        ["hit", "miss"].map(
+            |result| metrics::counter!("rushgate_event_cache_lookups_total", "result" => result),
+        )
+    });
+    if miss { misses } else { hits }.increment(1);
 }
 
 fn unavailable(e: Arc<sqlx::Error>) -> ApiError {
