@@ -149,12 +149,7 @@ async fn dedup_window_and_admission_rounds() {
         }))
         .await;
     let body = json!({"tier_id": tier, "quantity": 1});
-    let mut buyers = Vec::new();
-    for _ in 0..20 {
-        let (_, token) = sys.user(Role::Customer).await;
-        let url = url_for(&sys, event, &token).await;
-        buyers.push((token, url));
-    }
+    let buyers = buyers_with_urls(&sys, event, 20).await;
     let count = buyers.len();
     let attempts = (0..500).map(|i| {
         let (token, url) = &buyers[i % count];
@@ -220,12 +215,7 @@ async fn after_sell_out_the_origin_sees_no_more_buys() {
         }))
         .await;
     let body = json!({"tier_id": tier, "quantity": 1});
-    let mut crowd = Vec::new();
-    for _ in 0..60 {
-        let (_, token) = sys.user(Role::Customer).await;
-        let url = url_for(&sys, event, &token).await;
-        crowd.push((token, url));
-    }
+    let crowd = buyers_with_urls(&sys, event, 60).await;
     for (token, url) in &crowd[..5] {
         let r = sys.post(&e, url, token, body.clone()).await;
         assert_eq!(r.0, 202, "{}", r.1);
@@ -291,12 +281,7 @@ async fn a_crowd_at_once_sends_the_origin_about_one_attempt_per_unit() {
         }))
         .await;
     let body = json!({"tier_id": tier, "quantity": 1});
-    let mut crowd = Vec::new();
-    for _ in 0..80 {
-        let (_, token) = sys.user(Role::Customer).await;
-        let url = url_for(&sys, event, &token).await;
-        crowd.push((token, url));
-    }
+    let crowd = buyers_with_urls(&sys, event, 80).await;
     // Everyone clicks at once, and every round admits (p = 1): only the units
     // in flight limit what reaches the origin.
     let clicks = crowd
@@ -317,6 +302,17 @@ async fn a_crowd_at_once_sends_the_origin_about_one_attempt_per_unit() {
         (stock..=2 * stock).contains(&forwarded),
         "{forwarded} origin /buy requests for {stock} units"
     );
+}
+
+/// `n` new customers, each with a session token and a purchase URL for `event`.
+async fn buyers_with_urls(sys: &System, event: i64, n: usize) -> Vec<(String, String)> {
+    let mut buyers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (_, token) = sys.user(Role::Customer).await;
+        let url = url_for(sys, event, &token).await;
+        buyers.push((token, url));
+    }
+    buyers
 }
 
 async fn url_for(sys: &System, event: i64, token: &str) -> String {
