@@ -30,17 +30,25 @@ struct Entry {
     fetched_ms: i64,
     /// Tier id → until when it is believed sold out.
     sold_out: HashMap<i64, i64>,
-    /// Tier id → (units left, when the origin said so).
-    said_remaining: HashMap<i64, (i64, i64)>,
-    /// Tier id → units in attempts forwarded and not yet answered.
-    in_flight: HashMap<i64, i64>,
     window_start_ms: i64,
     arrivals_in_window: u32,
     arrivals_per_s: f64,
 }
 
+/// A tier's traffic to the origin, as this isolate sees it.
+#[derive(Default)]
+struct Flight {
+    /// Units in attempts forwarded and not answered yet.
+    units: i64,
+    /// Units left and when the origin said so.
+    said: Option<(i64, i64)>,
+}
+
 thread_local! {
     static EVENTS: RefCell<HashMap<i64, Entry>> = RefCell::new(HashMap::new());
+    /// (event id, tier id) → its flight; kept apart from the snapshots so it
+    /// counts from the first attempt, whether or not a snapshot is stored yet.
+    static FLIGHTS: RefCell<HashMap<(i64, i64), Flight>> = RefCell::new(HashMap::new());
 }
 
 /// The public view of `event_id`, at most `event_ttl_ms` old (older if the origin
@@ -77,8 +85,6 @@ pub async fn view(
                     view: None,
                     fetched_ms: 0,
                     sold_out: HashMap::new(),
-                    said_remaining: HashMap::new(),
-                    in_flight: HashMap::new(),
                     window_start_ms: now_ms,
                     arrivals_in_window: 0,
                     arrivals_per_s: 0.0,
@@ -141,31 +147,30 @@ pub fn tier_sold_out(view: &EventView, tier_id: i64, now_ms: i64) -> bool {
 /// Remembers how many units of the tier the origin said are left; none left
 /// means sold out for a while.
 pub fn learn_remaining(event_id: i64, tier_id: i64, remaining: i64, now_ms: i64) {
-    EVENTS.with(|e| {
-        if let Some(entry) = e.borrow_mut().get_mut(&event_id) {
-            entry.said_remaining.insert(tier_id, (remaining, now_ms));
-            if remaining <= 0 {
+    FLIGHTS.with(|f| {
+        f.borrow_mut().entry((event_id, tier_id)).or_default().said = Some((remaining, now_ms));
+    });
+    if remaining <= 0 {
+        EVENTS.with(|e| {
+            if let Some(entry) = e.borrow_mut().get_mut(&event_id) {
                 entry.sold_out.insert(tier_id, now_ms + SOLD_OUT_HOLD_MS);
             }
-        }
-    });
+        });
+    }
 }
 
 /// Units of the tier in attempts this isolate forwarded and has no answer to.
 /// Dropping it gives them back.
 pub struct InFlight {
-    event_id: i64,
-    tier_id: i64,
-    quantity: i64,
+    key: (i64, i64),
+    units: i64,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        EVENTS.with(|e| {
-            if let Some(entry) = e.borrow_mut().get_mut(&self.event_id)
-                && let Some(units) = entry.in_flight.get_mut(&self.tier_id)
-            {
-                *units -= self.quantity;
+        FLIGHTS.with(|f| {
+            if let Some(flight) = f.borrow_mut().get_mut(&self.key) {
+                flight.units -= self.units;
             }
         });
     }
@@ -176,23 +181,21 @@ impl Drop for InFlight {
 /// the snapshot); `None` means the attempt would most likely find nothing.
 pub fn take_in_flight(view: &EventView, tier_id: i64, quantity: i64) -> Option<InFlight> {
     let snapshot_remaining = view.tiers.iter().find(|t| t.id == tier_id)?.remaining;
-    EVENTS.with(|e| {
-        let mut events = e.borrow_mut();
-        let entry = events.get_mut(&view.id)?;
-        let remaining = match entry.said_remaining.get(&tier_id) {
-            Some(&(said, at_ms)) if at_ms >= entry.fetched_ms => said,
+    let fetched_ms = EVENTS.with(|e| e.borrow().get(&view.id).map_or(0, |entry| entry.fetched_ms));
+    let key = (view.id, tier_id);
+    FLIGHTS.with(|f| {
+        let mut flights = f.borrow_mut();
+        let flight = flights.entry(key).or_default();
+        let remaining = match flight.said {
+            Some((said, at_ms)) if at_ms >= fetched_ms => said,
             _ => snapshot_remaining,
         };
-        let units = entry.in_flight.entry(tier_id).or_insert(0);
-        if !admission::within_stock(*units, quantity, remaining) {
+        if !admission::within_stock(flight.units, quantity, remaining) {
             return None;
         }
-        *units += quantity.max(1);
-        Some(InFlight {
-            event_id: view.id,
-            tier_id,
-            quantity: quantity.max(1),
-        })
+        let units = quantity.max(1);
+        flight.units += units;
+        Some(InFlight { key, units })
     })
 }
 
