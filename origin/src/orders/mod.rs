@@ -6,6 +6,8 @@ pub mod queued;
 pub mod record;
 pub mod repo;
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -52,10 +54,19 @@ async fn show(
     }
 }
 
+/// The user's orders, newest first: those still queued, then the written ones.
+/// Redis is read before PostgreSQL, so an order written in between shows up in
+/// both (and is listed once, as written) rather than in neither.
 async fn mine(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<OrderList>> {
+    let queued = queued::for_user(&state.redis, user.user_id).await?;
     let rows = repo::for_user(&state.db, user.user_id).await?;
+    let written: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
     Ok(Json(OrderList {
-        orders: rows.iter().map(OrderRow::to_api).collect(),
+        orders: queued
+            .into_iter()
+            .filter(|o| !written.contains(&o.id))
+            .chain(rows.iter().map(OrderRow::to_api))
+            .collect(),
     }))
 }
 

@@ -49,8 +49,19 @@ async fn an_order_goes_from_queued_to_paid(db: PgPool) {
     app.post(&format!("{path}/pay"), Some(&alice), json!({}))
         .await
         .assert_error(409, "invalid_state");
+    // My orders lists it while it is queued, and only to its owner.
+    let mine = app.get("/api/me/orders", Some(&alice)).await;
+    assert_eq!(mine.body["orders"], json!([queued.body]), "{:?}", mine.body);
+    assert_eq!(
+        app.get("/api/me/orders", Some(&bob)).await.body["orders"],
+        json!([])
+    );
 
     assert_eq!(app.drain_orders().await, 1);
+    let mine = app.get("/api/me/orders", Some(&alice)).await;
+    let listed = mine.body["orders"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "written, and listed once: {listed:?}");
+    assert_eq!(listed[0]["status"], "awaiting_payment");
     let awaiting = app.get(&path, Some(&alice)).await;
     assert_eq!(awaiting.body["status"], "awaiting_payment");
     let window = rfc3339(&awaiting.body["expires_at"]) - OffsetDateTime::now_utc();
