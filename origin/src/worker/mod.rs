@@ -80,7 +80,14 @@ pub async fn run_loop<F, Fut>(
     tracing::debug!(task = name, "stopped");
 }
 
-/// Starts the order workers and the expiry sweeper.
+/// How often stopped consumers are looked for.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// How long a consumer with nothing pending must have been silent to count as
+/// stopped; running workers read every `poll_ms`.
+const STOPPED_CONSUMER_IDLE: Duration = Duration::from_secs(15 * 60);
+
+/// Starts the order workers, the expiry sweeper and the pruner of stopped consumers.
 pub fn spawn_workers(
     tracker: &TaskTracker,
     workers: Vec<OrderWorker>,
@@ -89,6 +96,20 @@ pub fn spawn_workers(
     shutdown: &CancellationToken,
 ) {
     let poll = Duration::from_millis(config.poll_ms);
+    if let Some(pruner) = workers.first().cloned() {
+        tracker.spawn(run_loop(
+            "consumer-pruner",
+            shutdown.clone(),
+            PRUNE_EVERY,
+            move || {
+                let pruner = pruner.clone();
+                async move {
+                    pruner.prune_consumers(STOPPED_CONSUMER_IDLE).await?;
+                    Ok(false)
+                }
+            },
+        ));
+    }
     for worker in workers {
         tracing::info!(consumer = worker.consumer(), "order worker running");
         tracker.spawn(run_loop(

@@ -10,8 +10,10 @@
 //! is back. Entries that can never be written go to a dead-letter stream, so
 //! nothing is dropped.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use redis::Script;
 use redis::Value;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use sqlx::PgPool;
@@ -20,6 +22,8 @@ use uuid::Uuid;
 use crate::orders::record::Reservation;
 use crate::orders::repo;
 use crate::store::redis::{BucketRef, Redis};
+
+static PRUNE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/prune.lua")));
 
 /// The consumer group every order worker joins.
 pub const GROUP: &str = "order-writers";
@@ -144,6 +148,30 @@ impl OrderWorker {
         let reservations: Vec<String> = orders.iter().map(|r| r.id.to_string()).collect();
         self.ack(bucket, &ids, &reservations).await?;
         Ok(outcome)
+    }
+
+    /// Removes from every group the consumers that hold no pending entries and
+    /// have not read for `idle`: workers that stopped (each process joins under a
+    /// new name). A live worker removed while idle is re-created by its next read;
+    /// `prune.lua` checks and removes atomically, so no pending entry is dropped.
+    /// Returns how many were removed.
+    pub async fn prune_consumers(&self, idle: Duration) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for bucket in registered(&self.redis).await? {
+            let key = self.redis.keys.orders(bucket.event_id, bucket.bucket);
+            let names: Vec<String> = PRUNE
+                .key(&key)
+                .arg(GROUP)
+                .arg(idle.as_millis() as u64)
+                .arg(&self.consumer)
+                .invoke_async(&mut self.redis.conn.clone())
+                .await?;
+            for name in &names {
+                tracing::info!(stream = %key, consumer = %name, "removed a stopped consumer");
+            }
+            removed += names.len();
+        }
+        Ok(removed)
     }
 
     /// Entries to process: own pending, else stale ones of others, else new.

@@ -265,3 +265,74 @@ async fn a_sweeper_crash_between_database_and_redis_is_repaired(db: PgPool) {
     assert_eq!(tally.tiers[&tier_id].remaining, 10);
     assert_eq!(tally.tiers[&tier_id].returned, 3);
 }
+
+async fn consumers(app: &TestApp, event_id: i64) -> HashSet<String> {
+    let reply: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(app.redis.keys.orders(event_id, 0))
+        .arg(GROUP)
+        .query_async(&mut app.redis.conn.clone())
+        .await
+        .unwrap();
+    reply.consumers.into_iter().map(|c| c.name).collect()
+}
+
+#[sqlx::test]
+async fn stopped_consumers_are_pruned_never_with_pending_entries(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (event_id, tier_id) = open_sale(&app, 50, 1, 1).await;
+    let bucket = BucketRef {
+        event_id,
+        bucket: 0,
+    };
+    let mut ids: HashSet<Uuid> = HashSet::new();
+    ids.extend(
+        reserve_n(&app, event_id, tier_id, 4)
+            .await
+            .iter()
+            .map(|r| r.1),
+    );
+    // One worker wrote and acknowledged everything, then stopped…
+    let finished = app.order_worker(Duration::from_secs(60));
+    assert_eq!(finished.run_once().await.unwrap().written, 4);
+    // …another took entries and stopped before writing them.
+    ids.extend(
+        reserve_n(&app, event_id, tier_id, 2)
+            .await
+            .iter()
+            .map(|r| r.1),
+    );
+    let stuck = app.order_worker(Duration::from_secs(60));
+    assert_eq!(stuck.take(bucket).await.unwrap().len(), 2);
+    let live = app.order_worker(Duration::ZERO);
+    assert_eq!(
+        consumers(&app, event_id).await,
+        HashSet::from([finished.consumer().to_owned(), stuck.consumer().to_owned()])
+    );
+
+    // Only the consumer with nothing pending goes.
+    assert_eq!(live.prune_consumers(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(
+        consumers(&app, event_id).await,
+        HashSet::from([stuck.consumer().to_owned()])
+    );
+    // A consumer that was active recently stays too.
+    assert_eq!(
+        live.prune_consumers(Duration::from_secs(600))
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The live worker takes the stuck entries over; then the stuck consumer,
+    // holding nothing any more, goes, and the live one stays.
+    assert_eq!(live.run_once().await.unwrap().written, 2);
+    assert_eq!(live.prune_consumers(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(
+        consumers(&app, event_id).await,
+        HashSet::from([live.consumer().to_owned()])
+    );
+    assert_eq!(pending_entries(&app, event_id).await, (0, 0));
+    let tally = assert_invariants(&app, event_id, Some(&ids)).await;
+    assert_eq!(tally.order_ids.len(), 6);
+}
