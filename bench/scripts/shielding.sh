@@ -3,8 +3,10 @@
 # reach the origin per unit sold (target ≤ 2), with every invariant checked.
 # Starts its own Redis, origin and wrangler dev (local workerd); stops by itself.
 # Usage: bench/scripts/shielding.sh [buyers, default 10000] [stock, default 10]
+#        [more rushgate-bench crowd options, e.g. --bots 0.05 --bot-period-ms 20]
 users="${1:-10000}"
 stock="${2:-10}"
+shift $(( $# < 2 ? $# : 2 ))
 source "$(dirname "$0")/lib.sh"
 scripts/build-edge.sh | tail -n1
 start_redis
@@ -12,4 +14,4 @@ start_origin
 eport=$(free_port)
 start_edge . "$eport"
 "$target/rushgate-bench" crowd --target "http://127.0.0.1:$eport" --origin "http://$RUSHGATE_BIND" \
-  --users "$users" --stock "$stock" --admission 0.2,0.5,1.0 --dedup-window-s 5 --concurrency 500
+  --users "$users" --stock "$stock" --admission 0.2,0.5,1.0 --dedup-window-s 5 --concurrency 500 "$@"
