@@ -12,8 +12,14 @@
 -- ARGV[2] quantity
 -- ARGV[3] marker lifetime in seconds
 --
--- Returns 1 if the units went back now, 0 if they already had.
+-- Returns 1 if the units went back now, 0 if they already had, and -1 if the
+-- stock key is gone: Redis lost the sale's state (an approved event's stock keys
+-- exist from approval on and are never deleted). Then nothing changes, and the
+-- release waits in the outbox for `rushgate-origin stock rebuild`, which counts it.
 
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
 if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) == false then
   return 0
 end

@@ -1,4 +1,4 @@
-//! Command line: `serve`, `worker`, `migrate`, `user add`, `demo`. Each command reads its
+//! Command line: `serve`, `worker`, `migrate`, `user add`, `stock rebuild`, `demo`. Each command reads its
 //! configuration from flags or `RUSHGATE_*` variables and runs to completion.
 
 use std::io::BufRead as _;
@@ -54,6 +54,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the live stock in Redis.
+    #[command(subcommand)]
+    Stock(StockCommand),
     /// Seed demo users and a demo sale (refused in production).
     Demo {
         #[command(flatten)]
@@ -79,6 +82,19 @@ pub enum UserCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum StockCommand {
+    /// After Redis lost its data: write an approved event's stock and per-user
+    /// counts back from PostgreSQL. Buckets whose stock is still in Redis are left
+    /// alone, so it is safe to run twice.
+    Rebuild {
+        #[arg(long)]
+        event: i64,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config, no_workers } => serve(config, no_workers).await,
@@ -94,6 +110,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             role,
             store,
         }) => add_user(&store, &username, role).await,
+        Command::Stock(StockCommand::Rebuild { event, store }) => {
+            rebuild_stock(&store, event).await
+        }
         Command::Demo {
             store,
             environment,
@@ -185,6 +204,27 @@ async fn start_workers(
         .collect();
     let sweeper = Sweeper::new(pool, redis, flags);
     worker::spawn_workers(tracker, orders, sweeper, config, shutdown);
+    Ok(())
+}
+
+async fn rebuild_stock(store: &StoreConfig, event_id: i64) -> anyhow::Result<()> {
+    let pool = db::connect(&store.database_url, 2).await?;
+    let redis =
+        Redis::connect(&store.redis_url, &store.redis_prefix, store.redis_timeout()).await?;
+    let event = crate::events::repo::get(&pool, event_id)
+        .await?
+        .with_context(|| format!("no event {event_id}"))?;
+    let done = crate::stock::rebuild(&pool, &redis, &event).await?;
+    println!(
+        "event {event_id}: {} bucket(s) rebuilt, {} still had their stock",
+        done.rebuilt, done.present
+    );
+    if done.rebuilt > 0 {
+        for tier in &event.tiers {
+            let left = done.remaining.get(&tier.id).copied().unwrap_or(0);
+            println!("  tier {} ({}): {left} left", tier.id, tier.name);
+        }
+    }
     Ok(())
 }
 

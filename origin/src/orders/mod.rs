@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AuthUser;
-use crate::worker::expiry::Release;
+use crate::worker::expiry::{Release, Returned};
 use payment::PaymentError;
 use repo::OrderRow;
 
@@ -152,7 +152,10 @@ async fn cancel(
         quantity: closed.quantity,
     };
     match state.sweeper.release(&release).await {
-        Ok(_) => {
+        Ok(Returned::StockLost) => {
+            tracing::warn!(order = %id, "release waits for the stock to be rebuilt");
+        }
+        Ok(Returned::Now | Returned::Already) => {
             sqlx::query("UPDATE release_outbox SET released_at = now() WHERE order_id = $1")
                 .bind(id)
                 .execute(&state.db)

@@ -147,3 +147,28 @@ pub async fn close_with_release(
     .fetch_optional(conn)
     .await
 }
+
+/// Units an event's orders hold, per tier, bucket and user: awaiting payment,
+/// paid, or closed with their release still waiting in the outbox (those units
+/// are not back in Redis yet).
+#[derive(Debug, Clone, FromRow)]
+pub struct HeldUnits {
+    pub tier_id: i64,
+    pub bucket: i32,
+    pub user_id: i64,
+    pub units: i64,
+}
+
+pub async fn held_units(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<HeldUnits>> {
+    sqlx::query_as(
+        "SELECT o.tier_id, o.bucket, o.user_id, SUM(o.quantity)::BIGINT AS units \
+         FROM orders o LEFT JOIN release_outbox r ON r.order_id = o.id \
+         WHERE o.event_id = $1 \
+           AND (o.status IN ('awaiting_payment', 'paid') \
+                OR (r.order_id IS NOT NULL AND r.released_at IS NULL)) \
+         GROUP BY o.tier_id, o.bucket, o.user_id",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+}

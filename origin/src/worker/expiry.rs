@@ -102,7 +102,8 @@ impl Sweeper {
     }
 
     /// Returns the units of pending outbox rows and marks them done. Returns
-    /// (released now, found already released).
+    /// (released now, found already released); rows whose stock Redis lost stay
+    /// pending until the stock is rebuilt.
     pub async fn drain(&self) -> anyhow::Result<(u64, u64)> {
         let mut tx = self.db.begin().await?;
         let pending: Vec<Release> = sqlx::query_as(
@@ -116,24 +117,31 @@ impl Sweeper {
             return Ok((0, 0));
         }
         let (mut released, mut already) = (0, 0);
+        let mut done = Vec::with_capacity(pending.len());
         for release in &pending {
-            if self.release(release).await? {
-                released += 1;
-            } else {
-                already += 1;
+            match self.release(release).await? {
+                Returned::Now => released += 1,
+                Returned::Already => already += 1,
+                Returned::StockLost => continue,
             }
+            done.push(release.order_id);
         }
-        let ids: Vec<Uuid> = pending.iter().map(|r| r.order_id).collect();
+        if done.len() < pending.len() {
+            tracing::warn!(
+                waiting = pending.len() - done.len(),
+                "releases wait: Redis has lost the stock of their sale; run `rushgate-origin stock rebuild`"
+            );
+        }
         sqlx::query("UPDATE release_outbox SET released_at = now() WHERE order_id = ANY($1)")
-            .bind(&ids)
+            .bind(&done)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok((released, already))
     }
 
-    /// Runs `release.lua` for one order; true if the units went back now.
-    pub async fn release(&self, release: &Release) -> redis::RedisResult<bool> {
+    /// Runs `release.lua` for one order.
+    pub async fn release(&self, release: &Release) -> redis::RedisResult<Returned> {
         let keys = &self.redis.keys;
         let bucket = release.bucket as u32;
         let returned: i64 = RELEASE
@@ -145,11 +153,28 @@ impl Sweeper {
             .arg(MARKER_TTL_S)
             .invoke_async(&mut self.redis.conn.clone())
             .await?;
-        if returned == 1
+        let returned = match returned {
+            1 => Returned::Now,
+            0 => Returned::Already,
+            _ => Returned::StockLost,
+        };
+        if returned == Returned::Now
             && let Some(flags) = &self.flags
         {
             flags.clear(release.tier_id);
         }
-        Ok(returned == 1)
+        Ok(returned)
     }
+}
+
+/// What a release did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    /// The units went back now.
+    Now,
+    /// They had already gone back (an earlier attempt).
+    Already,
+    /// Redis no longer has the sale's stock: nothing changed; the release must
+    /// wait for the stock to be rebuilt.
+    StockLost,
 }

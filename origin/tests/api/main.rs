@@ -11,6 +11,7 @@ mod helpers;
 mod invariants;
 mod orders;
 mod proxy;
+mod stock;
 #[path = "../support/mod.rs"]
 mod support;
 mod worker;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rushgate_core::Role;
 use rushgate_origin::store::redis::BucketRef;
-use rushgate_origin::worker::expiry::Release;
+use rushgate_origin::worker::expiry::{Release, Returned};
 use rushgate_origin::worker::orders::{self, GROUP};
 use serde_json::json;
 use sqlx::PgPool;
@@ -252,9 +252,10 @@ async fn a_sweeper_crash_between_database_and_redis_is_repaired(db: PgPool) {
         bucket: 0,
         quantity: row.1,
     };
-    assert!(app.sweeper().release(&first).await.unwrap());
-    assert!(
-        !app.sweeper().release(&first).await.unwrap(),
+    assert_eq!(app.sweeper().release(&first).await.unwrap(), Returned::Now);
+    assert_eq!(
+        app.sweeper().release(&first).await.unwrap(),
+        Returned::Already,
         "a second call is a no-op"
     );
 
