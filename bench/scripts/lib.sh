@@ -31,7 +31,9 @@ start_redis() {
 start_origin() {
   oport=$(free_port)
   export RUSHGATE_BIND="127.0.0.1:$oport"
-  env "$@" setsid "$target/rushgate-origin" serve > "$work/origin.log" 2>&1 & pids+=($!)
+  # setsid does not fork here (the script is not a group leader): $! is the origin.
+  env "$@" setsid "$target/rushgate-origin" serve > "$work/origin.log" 2>&1 & origin_pid=$!
+  pids+=("$origin_pid")
   for _ in $(seq 300); do curl -fs "http://$RUSHGATE_BIND/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
   cat "$work/origin.log"; exit 1
 }

@@ -18,7 +18,6 @@ mkdir -p "$out"
 start_redis
 start_origin RUSHGATE_REQUIRE_EDGE_ADMISSION=false RUSHGATE_BUY_RATE_PER_S=10000000 \
   RUSHGATE_BUY_BURST=10000000 RUSHGATE_NO_WORKERS=true
-origin_pid=$(pgrep -f "rushgate-origin serve" -n)
 
 buy_tier=$(prepare_buy "$work/buy.txt" --users 30000 --urls-per-user 20 \
   --stock 5000000 --per-user-limit 100)

@@ -18,8 +18,9 @@ use crate::config::Config;
 use crate::error::EdgeError;
 use crate::origin;
 
-/// How long a sold-out answer from the origin is believed without a fresher
-/// snapshot saying otherwise, ms.
+/// How long an origin answer saying nothing is left makes the edge answer
+/// `sold_out` itself, ms; after that an attempt may ask again (units come back
+/// when unpaid orders expire).
 const SOLD_OUT_HOLD_MS: i64 = 5_000;
 
 /// Window of the arrival-rate estimate, ms.
@@ -28,8 +29,6 @@ const RATE_WINDOW_MS: i64 = 1_000;
 struct Entry {
     view: Option<Rc<EventView>>,
     fetched_ms: i64,
-    /// Tier id → until when it is believed sold out.
-    sold_out: HashMap<i64, i64>,
     window_start_ms: i64,
     arrivals_in_window: u32,
     arrivals_per_s: f64,
@@ -84,7 +83,6 @@ pub async fn view(
                 let entry = events.entry(event_id).or_insert_with(|| Entry {
                     view: None,
                     fetched_ms: 0,
-                    sold_out: HashMap::new(),
                     window_start_ms: now_ms,
                     arrivals_in_window: 0,
                     arrivals_per_s: 0.0,
@@ -136,27 +134,20 @@ pub fn tier_sold_out(view: &EventView, tier_id: i64, now_ms: i64) -> bool {
         .find(|t| t.id == tier_id)
         .is_some_and(|t| t.remaining <= 0);
     snapshot_says
-        || EVENTS.with(|e| {
-            e.borrow()
-                .get(&view.id)
-                .and_then(|entry| entry.sold_out.get(&tier_id).copied())
-                .is_some_and(|until| until > now_ms)
+        || FLIGHTS.with(|f| {
+            f.borrow()
+                .get(&(view.id, tier_id))
+                .and_then(|flight| flight.said)
+                .is_some_and(|(left, at_ms)| left <= 0 && now_ms < at_ms + SOLD_OUT_HOLD_MS)
         })
 }
 
-/// Remembers how many units of the tier the origin said are left; none left
-/// means sold out for a while.
+/// Remembers how many units of the tier the origin said are left (none left
+/// counts as sold out for `SOLD_OUT_HOLD_MS`).
 pub fn learn_remaining(event_id: i64, tier_id: i64, remaining: i64, now_ms: i64) {
     FLIGHTS.with(|f| {
         f.borrow_mut().entry((event_id, tier_id)).or_default().said = Some((remaining, now_ms));
     });
-    if remaining <= 0 {
-        EVENTS.with(|e| {
-            if let Some(entry) = e.borrow_mut().get_mut(&event_id) {
-                entry.sold_out.insert(tier_id, now_ms + SOLD_OUT_HOLD_MS);
-            }
-        });
-    }
 }
 
 /// Units of the tier in attempts this isolate forwarded and has no answer to.

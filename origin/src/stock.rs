@@ -60,7 +60,7 @@ pub struct Rebuilt {
     pub rebuilt: u32,
     /// Buckets whose stock was still there, left as they were.
     pub present: u32,
-    /// Units left per tier id, as written (for rebuilt buckets).
+    /// Units left per tier id, computed from PostgreSQL (what rebuilt buckets got).
     pub remaining: Remaining,
 }
 

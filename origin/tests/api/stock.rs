@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::buy::open_sale;
 use crate::helpers::{TestApp, spawn_app};
 use crate::invariants::assert_invariants;
+use crate::worker::reserve_n;
 
 /// Deletes every key of this app's prefix, as a Redis restarted without its data.
 async fn lose_redis(app: &TestApp) {
@@ -24,14 +25,16 @@ async fn lose_redis(app: &TestApp) {
     let _: () = conn.del(&keys).await.unwrap();
 }
 
-/// A buyer who holds one unit: (token, reservation id).
-async fn buyer(app: &TestApp, event_id: i64, tier_id: i64) -> (String, Uuid) {
-    let (_, token) = app.user(Role::Customer).await;
-    let url = app.purchase_url(event_id, &token).await;
-    let answer = app.buy(&url, &token, tier_id, 1).await;
-    assert_eq!(answer.status, 202, "{:?}", answer.body);
-    let id = answer.body["reservation_id"].as_str().unwrap();
-    (token, Uuid::parse_str(id).unwrap())
+/// The buyer pays or cancels their order, which ends up `status`.
+async fn act(app: &TestApp, (token, id): &(String, Uuid), action: &str, status: &str) {
+    let answer = app
+        .post(
+            &format!("/api/orders/{id}/{action}"),
+            Some(token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(answer.body["status"], status, "{:?}", answer.body);
 }
 
 async fn pending_releases(app: &TestApp) -> i64 {
@@ -45,27 +48,13 @@ async fn pending_releases(app: &TestApp) -> i64 {
 async fn stock_is_rebuilt_from_postgres_after_redis_loses_it(db: PgPool) {
     let app = spawn_app(db).await;
     let (event_id, tier_id) = open_sale(&app, 10, 2, 2).await;
-    let mut buyers = Vec::new();
-    for _ in 0..5 {
-        buyers.push(buyer(&app, event_id, tier_id).await);
-    }
+    let buyers = reserve_n(&app, event_id, tier_id, 5).await;
     assert_eq!(app.drain_orders().await, 5);
-    let order = |i: usize| format!("/api/orders/{}", buyers[i].1);
     // 0 pays, 1 cancels (its unit goes back at once), 2 and 3 will close while
     // Redis is gone, 4 keeps holding; a sixth reservation is never written.
-    let paid = app
-        .post(&format!("{}/pay", order(0)), Some(&buyers[0].0), json!({}))
-        .await;
-    assert_eq!(paid.body["status"], "paid");
-    let cancelled = app
-        .post(
-            &format!("{}/cancel", order(1)),
-            Some(&buyers[1].0),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancelled.body["status"], "cancelled");
-    buyer(&app, event_id, tier_id).await;
+    act(&app, &buyers[0], "pay", "paid").await;
+    act(&app, &buyers[1], "cancel", "cancelled").await;
+    reserve_n(&app, event_id, tier_id, 1).await;
     let (_, late) = app.user(Role::Customer).await;
     let url = app.purchase_url(event_id, &late).await;
 
@@ -75,14 +64,7 @@ async fn stock_is_rebuilt_from_postgres_after_redis_loses_it(db: PgPool) {
     app.buy(&url, &late, tier_id, 1)
         .await
         .assert_error(409, "sold_out");
-    let cancelled = app
-        .post(
-            &format!("{}/cancel", order(2)),
-            Some(&buyers[2].0),
-            json!({}),
-        )
-        .await;
-    assert_eq!(cancelled.body["status"], "cancelled");
+    act(&app, &buyers[2], "cancel", "cancelled").await;
     sqlx::query("UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = $1")
         .bind(buyers[3].1)
         .execute(&app.db)

@@ -20,7 +20,12 @@ use crate::helpers::spawn_app;
 use crate::invariants::assert_invariants;
 
 /// `n` buyers each reserve one unit; returns their tokens and reservation ids.
-async fn reserve_n(app: &TestApp, event_id: i64, tier_id: i64, n: usize) -> Vec<(String, Uuid)> {
+pub async fn reserve_n(
+    app: &TestApp,
+    event_id: i64,
+    tier_id: i64,
+    n: usize,
+) -> Vec<(String, Uuid)> {
     let mut out = Vec::new();
     for _ in 0..n {
         let (_, token) = app.user(Role::Customer).await;
