@@ -10,6 +10,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 run() { echo "### $*"; "$@" 2>&1 | tee -a "$log"; }
 run bench/scripts/origin.sh "$secs"
+run bench/scripts/overload.sh "$secs"
 run bench/scripts/edge.sh "$secs"
 source scripts/services.sh
 ensure_services
@@ -17,4 +18,4 @@ DATABASE_URL="$RUSHGATE_PG_BASE/postgres" run cargo bench --locked -q -p rushgat
 run bench/scripts/shielding.sh 10000 10
 echo
 echo "=== summary"
-grep -E "^(P[1-4] |offered|Wasm|units sold|invariants)" "$log"
+grep -E "^(P[1-4] |offered|capacity|shedding|no shedding|Wasm|units sold|invariants)" "$log"

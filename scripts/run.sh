@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole of rushgate on this machine: installs or starts
-# Redis and PostgreSQL if missing, builds the origin and the edge worker,
-# migrates, seeds a demo admin, operator, customer and sale, starts the origin
-# and the edge (wrangler dev, local workerd), and prints the URL and credentials.
-# Ctrl-C stops everything it started. Usage: scripts/run.sh
+# Redis and PostgreSQL if missing, builds the origin, the launcher and the edge
+# worker, then starts them with the launcher (rushgate-dev): the origin on :8080
+# over the machine's Redis and the `rushgate` database, the edge under
+# `wrangler dev` (local workerd) on :8787, the demo admin, operator, customer and
+# sale seeded; prints the URL and credentials. Ctrl-C stops everything it started.
+# Usage: scripts/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -15,45 +17,35 @@ if [ ! -s .rushgate/signing_key ]; then
   chmod 600 .rushgate/signing_key
 fi
 export RUSHGATE_SIGNING_KEY="${RUSHGATE_SIGNING_KEY:-$(cat .rushgate/signing_key)}"
-export RUSHGATE_DATABASE_URL="${RUSHGATE_DATABASE_URL:-$RUSHGATE_PG_BASE/rushgate}"
-export RUSHGATE_BIND="${RUSHGATE_BIND:-127.0.0.1:8080}"
+origin_port="${RUSHGATE_ORIGIN_PORT:-8080}"
 edge_port="${RUSHGATE_EDGE_PORT:-8787}"
-# The edge's secret, as wrangler dev reads it (git-ignored).
-printf 'SIGNING_KEY=%s\n' "$RUSHGATE_SIGNING_KEY" > .dev.vars
-chmod 600 .dev.vars
 
-echo "building the origin (release) and the edge worker"
-cargo build --release --locked -p rushgate-origin
+echo "building the origin and the launcher (release) and the edge worker"
+cargo build --release --locked -p rushgate-origin -p rushgate-dev
 scripts/build-edge.sh
-bin="${CARGO_TARGET_DIR:-target}/release/rushgate-origin"
+target="${CARGO_TARGET_DIR:-target}/release"
 
-"$bin" migrate
-"$bin" demo > .rushgate/demo.txt
-
-pids=()
-trap 'for p in "${pids[@]}"; do kill -- -"$p" 2>/dev/null || kill "$p" 2>/dev/null; done; wait' EXIT INT TERM
-setsid "$bin" serve > .rushgate/origin.log 2>&1 & pids+=($!)
-CI=true WRANGLER_SEND_METRICS=false setsid node_modules/.bin/wrangler dev \
-  --ip 127.0.0.1 --port "$edge_port" --inspector-port 9239 \
-  --show-interactive-dev-session=false --var "ORIGIN_URL:http://$RUSHGATE_BIND" \
-  --persist-to .rushgate/wrangler > .rushgate/edge.log 2>&1 & pids+=($!)
-
-wait_for() {
-  for _ in $(seq 600); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "$2 did not start; see $3" >&2; tail -n 30 "$3" >&2; exit 1
-}
-wait_for "http://$RUSHGATE_BIND/readyz" origin .rushgate/origin.log
-wait_for "http://127.0.0.1:$edge_port/api/time" edge .rushgate/edge.log
+echo "starting (logs in .rushgate/)"
+"$target/rushgate-dev" up --release --demo --edge wrangler \
+  --redis-url "$RUSHGATE_REDIS_URL" --redis-prefix rg \
+  --pg-base "$RUSHGATE_PG_BASE" --database rushgate \
+  --origin-port "$origin_port" --edge-port "$edge_port" --dir .rushgate \
+  --log info,sqlx=warn > .rushgate/stack.json 2> >(tee .rushgate/demo.txt >&2) &
+launcher=$!
+trap 'kill -TERM "$launcher" 2>/dev/null; wait "$launcher"' EXIT INT TERM
+for _ in $(seq 1200); do
+  [ -s .rushgate/stack.json ] && break
+  kill -0 "$launcher" 2>/dev/null || { echo "the stack did not start" >&2; exit 1; }
+  sleep 0.1
+done
 
 cat <<TXT
 
 rushgate is running.
   open:    http://127.0.0.1:$edge_port   (the edge; pages, API, purchases)
-  origin:  http://$RUSHGATE_BIND   (behind the edge; /buy only through it)
-  logs:    .rushgate/origin.log, .rushgate/edge.log
-
-$(cat .rushgate/demo.txt)
+  origin:  http://127.0.0.1:$origin_port   (behind the edge; /buy only through it)
+  logs:    .rushgate/
 
 Press Ctrl-C to stop.
 TXT
-wait
+wait "$launcher"

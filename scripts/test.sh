@@ -2,9 +2,11 @@
 # Runs every check and test: formatting, clippy, the wasm32 build of core/, the
 # edge worker build, and the workspace tests — unit, integration against real
 # Redis and PostgreSQL, the system tests with the built worker under workerd —
-# and the browser tests of the pages in headless Chromium.
+# the browser tests of the pages in headless Chromium, and schemathesis against
+# the origin's OpenAPI description.
 # Installs and starts what is missing (Redis, PostgreSQL, clang, the wasm32
-# target, worker-build, wasm-bindgen-cli, Node packages). Usage: scripts/test.sh
+# target, worker-build, wasm-bindgen-cli, Node packages, schemathesis).
+# Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -43,9 +45,12 @@ step "cargo test"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo test --workspace --locked
 
+step "API fuzzing (schemathesis against the OpenAPI description)"
+scripts/fuzz-api.sh 25
+
 step "browser tests (Chromium, playwright-core)"
 command -v chromium >/dev/null || { echo "installing chromium"; apt_install chromium; }
-cargo build --locked -q -p rushgate-origin
+cargo build --locked -q -p rushgate-origin -p rushgate-dev
 node --test tests/browser/
 echo "screenshots: artifacts/screenshots/"
 

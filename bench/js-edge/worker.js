@@ -1,6 +1,7 @@
 // The edge's /buy rejection path written in plain JavaScript, for P3 only: the
 // same work as edge/src/buy.rs up to a lost admission round — verify the session
-// and purchase tokens (rushgate's token format, HMAC-SHA256 via WebCrypto), parse
+// and purchase tokens (rushgate's token format: postcard claims, HMAC-SHA256 via
+// WebCrypto), parse
 // the body, consult the cached event snapshot, ask the user's DedupShard Durable
 // Object, draw the admission round, sign a retry token, answer 429. Not part of
 // rushgate; never deployed.
@@ -47,31 +48,53 @@ function macInput(body) {
   return input;
 }
 
-/** Verifies a token of `kind`; returns a DataView over its claims or null. */
+/** Verifies a token of `kind`; returns a reader over its claims or null. */
 async function verify(env, token, kind) {
   const dot = token.indexOf(".");
   if (dot < 0) return null;
   const body = b64urlDecode(token.slice(0, dot));
   const tag = b64urlDecode(token.slice(dot + 1));
-  if (!body || !tag || body.length < 6 || body[0] !== 1 || body[1] !== kind) return null;
+  if (!body || !tag || body.length < 6 || body[0] !== 2 || body[1] !== kind) return null;
   const k = await keys(env);
   for (let i = 0; i < 4; i++) if (body[2 + i] !== k.id[i]) return null;
   const ok = await crypto.subtle.verify("HMAC", k.hmac, tag, macInput(body));
-  return ok ? new DataView(body.buffer, 6) : null;
+  return ok ? new Claims(body, 6) : null;
 }
+
+/** Reads postcard: varints (zigzag for signed integers) and raw bytes. */
+class Claims {
+  constructor(bytes, at) { this.bytes = bytes; this.at = at; }
+  varint() {
+    let value = 0n, shift = 0n;
+    for (;;) {
+      const byte = this.bytes[this.at++];
+      value |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) return value;
+      shift += 7n;
+    }
+  }
+  i64() { const n = this.varint(); return Number((n >> 1n) ^ -(n & 1n)); }
+  u32() { return Number(this.varint()); }
+  skip(n) { this.at += n; return this; }
+}
+
+function varint(out, value) {
+  let n = BigInt(value);
+  while (n >= 0x80n) { out.push(Number(n & 0x7fn) | 0x80); n >>= 7n; }
+  out.push(Number(n));
+}
+const zigzag = (n) => (BigInt(n) << 1n) ^ (BigInt(n) >> 63n);
 
 async function sign(env, kind, claims) {
   const k = await keys(env);
   const body = new Uint8Array(6 + claims.length);
-  body[0] = 1;
+  body[0] = 2;
   body[1] = kind;
   body.set(k.id, 2);
   body.set(claims, 6);
   const tag = new Uint8Array(await crypto.subtle.sign("HMAC", k.hmac, macInput(body)));
   return b64urlEncode(body) + "." + b64urlEncode(tag);
 }
-
-const i64 = (view, at) => Number(view.getBigInt64(at));
 
 function error(status, code, extra = {}) {
   return Response.json({ error: code, message: code, ...extra }, { status, headers: { "cache-control": "no-store" } });
@@ -104,14 +127,17 @@ async function buy(req, env) {
   const path = new URL(req.url).pathname;
   const token = sessionToken(req);
   const session = token && (await verify(env, token, KIND.session));
-  if (!session || i64(session, 9) <= nowS) return error(401, "unauthenticated");
-  const userId = i64(session, 0);
+  if (!session) return error(401, "unauthenticated");
+  const userId = session.i64();
+  session.u32(); // role
+  if (session.i64() <= nowS) return error(401, "unauthenticated");
   const [, , eventText, purchaseToken] = path.split("/");
   const eventId = Number(eventText);
   const purchase = purchaseToken && (await verify(env, purchaseToken, KIND.purchase));
-  if (!purchase || i64(purchase, 0) !== eventId) return error(403, "bad_signature");
-  if (i64(purchase, 16) <= nowS) return error(403, "url_expired");
-  if (i64(purchase, 8) !== userId) return error(403, "wrong_user");
+  if (!purchase || purchase.i64() !== eventId) return error(403, "bad_signature");
+  const owner = purchase.i64();
+  if (purchase.i64() <= nowS) return error(403, "url_expired");
+  if (owner !== userId) return error(403, "wrong_user");
   let order;
   try {
     order = await req.json();
@@ -121,7 +147,8 @@ async function buy(req, env) {
   const view = await snapshot(env, eventId, now);
   if (!view) return error(404, "not_found");
   const tier = view.tiers.find((t) => t.id === order.tier_id);
-  if (tier && tier.remaining <= 0) return error(409, "sold_out");
+  if (!tier || !(order.quantity >= 1 && order.quantity <= view.per_order_limit)) return error(400, "invalid_input");
+  if (tier.remaining <= 0) return error(409, "sold_out");
 
   if (view.dedup_window_s > 0) {
     const shard = env.DEDUP.get(env.DEDUP.idFromName(`dedup-${userId % 64}`));
@@ -134,14 +161,14 @@ async function buy(req, env) {
   const u = crypto.getRandomValues(new Uint32Array(1))[0] / 4294967296;
   if (u < p) return error(502, "admitted_but_not_forwarded_in_this_benchmark");
   const wait = 2;
-  const claims = new Uint8Array(8 + 8 + 4 + 8 + 8 + 16);
-  const dv = new DataView(claims.buffer);
-  dv.setBigInt64(0, BigInt(eventId));
-  dv.setBigInt64(8, BigInt(userId));
-  dv.setUint32(16, 1);
-  dv.setBigInt64(20, BigInt(nowS + wait));
-  dv.setBigInt64(28, BigInt(nowS + wait + 120));
-  claims.set(crypto.getRandomValues(new Uint8Array(16)), 36);
+  const out = [];
+  varint(out, zigzag(eventId));
+  varint(out, zigzag(userId));
+  varint(out, 1);
+  varint(out, zigzag(nowS + wait));
+  varint(out, zigzag(nowS + wait + 120));
+  out.push(...crypto.getRandomValues(new Uint8Array(16)));
+  const claims = new Uint8Array(out);
   const retry = await sign(env, KIND.retry, claims);
   return error(429, "not_admitted", { retry_after_s: wait, retry_token: retry });
 }

@@ -1,56 +1,73 @@
-# Sourced by the benchmark scripts: a private stack on free loopback ports,
-# torn down on exit. Sets RUSHGATE_* for the origin and the bench tools.
+# Sourced by the benchmark scripts: builds the binaries, starts stacks with the
+# launcher (rushgate-dev up) and stops them on exit, failure and Ctrl-C.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/services.sh
 ensure_services
 command -v wrk >/dev/null || apt_install wrk
-target="${CARGO_TARGET_DIR:-target}/release"
-cargo build --release --locked -q -p rushgate-origin -p rushgate-bench
+# RUSHGATE_BENCH_PROFILE=debug uses debug builds (the tests of these scripts).
+profile="${RUSHGATE_BENCH_PROFILE:-release}"
+target="${CARGO_TARGET_DIR:-target}/$profile"
+release=$([ "$profile" = debug ] || echo --release)
+cargo build $release --locked -q -p rushgate-origin -p rushgate-bench -p rushgate-dev
 
 work=$(mktemp -d)
+# Every process started here runs under setsid, which (this shell not being a
+# group leader) execs it in place as the leader of a new process group: its pid
+# is the group's id. A launcher stops its stack on SIGTERM, so it gets time.
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -- -"$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM -- -"$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 300); do kill -0 -- -"$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- -"$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rate() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p'; }
 
-export RUSHGATE_REDIS_PREFIX=bench RUSHGATE_LOG=warn
-export RUSHGATE_DATABASE_URL="$RUSHGATE_PG_BASE/rushgate_bench_$(date +%s)_$RANDOM"
-export RUSHGATE_SIGNING_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export RUSHGATE_LOG=warn
 
-start_redis() {
-  rport=$(free_port)
-  setsid redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
-    > "$work/redis.log" 2>&1 & pids+=($!)
-  export RUSHGATE_REDIS_URL="redis://127.0.0.1:$rport"
-  for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && return; sleep 0.05; done
-}
-
-# start_origin [extra env assignments...]
-start_origin() {
-  oport=$(free_port)
-  export RUSHGATE_BIND="127.0.0.1:$oport"
-  # setsid does not fork here (the script is not a group leader): $! is the origin.
-  env "$@" setsid "$target/rushgate-origin" serve > "$work/origin.log" 2>&1 & origin_pid=$!
-  pids+=("$origin_pid")
-  for _ in $(seq 300); do curl -fs "http://$RUSHGATE_BIND/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
-  cat "$work/origin.log"; exit 1
-}
-
-# start_edge DIR PORT: wrangler dev of the worker configured in DIR/wrangler.toml.
-start_edge() {
-  (cd "$1" && CI=true WRANGLER_SEND_METRICS=false setsid "$OLDPWD/node_modules/.bin/wrangler" dev \
-    --config wrangler.toml --ip 127.0.0.1 --port "$2" --inspector-port "$(free_port)" \
-    --show-interactive-dev-session=false --log-level error --persist-to "$work/state-$2" \
-    --var "ORIGIN_URL:http://$RUSHGATE_BIND" --var "SIGNING_KEY:$RUSHGATE_SIGNING_KEY" \
-    > "$work/wrangler-$2.log" 2>&1) & pids+=($!)
-  # Both workers answer 401 to a purchase without a session once they are up.
-  for _ in $(seq 900); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$2/buy/1/x")" = 401 ] && return
+# stack_up [rushgate-dev up options...]: a whole stack from the launcher in the
+# background (a private Redis, a fresh database, the origin; the edge if asked).
+# Sets RUSHGATE_BIND (the first origin), EDGE (the edge's base URL, if any),
+# RUSHGATE_REDIS_URL, RUSHGATE_DATABASE_URL, RUSHGATE_SIGNING_KEY for the bench
+# tools, and stack_pid, origin_pid, redis_pid, edge_pid.
+stack_up() {
+  local out="$work/stack-$RANDOM.json"
+  setsid "$target/rushgate-dev" up $release --pg-base "$RUSHGATE_PG_BASE" "$@" \
+    > "$out" 2> "$out.log" &
+  stack_pid=$!
+  pids+=("$stack_pid")
+  for _ in $(seq 1800); do
+    [ -s "$out" ] && break
+    kill -0 "$stack_pid" 2>/dev/null || { cat "$out.log" >&2; exit 1; }
     sleep 0.1
   done
-  cat "$work/wrangler-$2.log"; exit 1
+  [ -s "$out" ] || { echo "the stack did not start" >&2; cat "$out.log" >&2; exit 1; }
+  eval "$(python3 - "$out" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f'export RUSHGATE_BIND={s["origins"][0].removeprefix("http://")}')
+print(f'export RUSHGATE_REDIS_URL={s["redis_url"]}')
+print(f'export RUSHGATE_DATABASE_URL={s["database_url"]}')
+print(f'export RUSHGATE_SIGNING_KEY={s["signing_key"]}')
+print(f'EDGE={s["edge"] or ""}')
+print(f'origin_pid={s["pids"]["origins"][0]}')
+print(f'redis_pid={s["pids"]["redis"] or ""}')
+print(f'edge_pid={s["pids"]["edge"] or ""}')
+PY
+)"
+}
+
+# stack_down: stops the stack of the last stack_up.
+stack_down() {
+  kill -TERM "$stack_pid" 2>/dev/null || true
+  wait "$stack_pid" 2>/dev/null || true
 }
 
 # prepare_buy FILE [prepare-buy options...]: a fresh sale at the origin and signed

@@ -2,16 +2,15 @@
 # P1 and P2: the origin's /buy path against baselines measured in the same run.
 #   P1 = origin reservations/s ÷ redis-benchmark EVALSHA/s of reserve.lua (pipelined)
 #   P2 = origin sold-out rejections/s ÷ a bare axum handler's req/s
-# Starts its own redis-server and origin on free ports with a fresh database;
+# Starts its own redis-server and origin (rushgate-dev) on free ports with a fresh database;
 # needs wrk and redis-benchmark (Debian: wrk, redis-tools). Stops by itself.
 # Usage: bench/scripts/origin.sh [seconds per run, default 10]
 secs="${1:-10}"
 source "$(dirname "$0")/lib.sh"
-start_redis
 # The /buy path alone: orders pile up in the streams while it runs (the order
 # worker has its own figure, P4, and can run in separate processes).
-start_origin RUSHGATE_REQUIRE_EDGE_ADMISSION=false RUSHGATE_BUY_RATE_PER_S=10000000 \
-  RUSHGATE_BUY_BURST=10000000 RUSHGATE_NO_WORKERS=true
+stack_up --origin-env RUSHGATE_BUY_RATE_PER_S=10000000 --origin-env RUSHGATE_BUY_BURST=10000000 \
+  --origin-env RUSHGATE_NO_WORKERS=true
 tport=$(free_port)
 setsid "$target/rushgate-bench" trivial-server --bind "127.0.0.1:$tport" 2>/dev/null & pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$tport/" >/dev/null 2>&1 && break; sleep 0.05; done
@@ -38,7 +37,7 @@ evalsha() {
   redis-benchmark -p "$rport" -q -c 50 -P 16 -n 500000 -r 1000000000 \
     EVALSHA "$sha" 6 "$tag:stock:t1" "$tag:users" "$tag:nonce:__rand_int__" "$tag:orders" \
     "$tag:queued" "$tag:funnel" "__rand_int__" "__rand_int__" 1 100 "$exp" \
-    "0190f5c2a1b47cc3a9d2e8b1c4f6a7d8|__rand_int__|999999|1|0|1|1000|$(date +%s)000|300" \
+    "{\"id\":\"0190f5c2-a1b4-7cc3-a9d2-e8b1c4f6a7d8\",\"user_id\":__rand_int__,\"event_id\":999999,\"tier_id\":1,\"bucket\":0,\"quantity\":1,\"amount_cents\":1000,\"created_ms\":$(date +%s)000,\"payment_window_s\":300}" \
     | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -n1
   redis-cli -p "$rport" DEL "$tag:orders" "$tag:queued" "$tag:users" >/dev/null
 }

@@ -15,9 +15,8 @@ cargo install --list | grep -q "^inferno v$INFERNO_VERSION:" ||
 out=artifacts/profile
 mkdir -p "$out"
 
-start_redis
-start_origin RUSHGATE_REQUIRE_EDGE_ADMISSION=false RUSHGATE_BUY_RATE_PER_S=10000000 \
-  RUSHGATE_BUY_BURST=10000000 RUSHGATE_NO_WORKERS=true
+stack_up --origin-env RUSHGATE_BUY_RATE_PER_S=10000000 --origin-env RUSHGATE_BUY_BURST=10000000 \
+  --origin-env RUSHGATE_NO_WORKERS=true
 
 buy_tier=$(prepare_buy "$work/buy.txt" --users 30000 --urls-per-user 20 \
   --stock 5000000 --per-user-limit 100)

@@ -9,25 +9,50 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, ensure};
 use clap::Args;
+use rushgate_client::Client;
 use rushgate_core::Keyring;
 use rushgate_core::Role;
+use rushgate_core::event::{AdmissionInput, EventInput, TierInput};
 use rushgate_core::purchase;
 use rushgate_core::token::SessionClaims;
-use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-#[derive(Debug, Args)]
-pub struct PrepareBuy {
-    /// Origin base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub origin: String,
+/// What bench provisioning needs of a deployment: its database and its
+/// signing key — which no one has through the API — and its environment, so
+/// that production refuses.
+#[derive(Debug, Clone, Args)]
+pub struct Access {
     #[arg(long, env = "RUSHGATE_DATABASE_URL")]
     pub database_url: String,
     #[arg(long, env = "RUSHGATE_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: String,
     #[arg(long, env = "RUSHGATE_ENV", default_value = "development")]
     pub environment: String,
+}
+
+impl Access {
+    /// The database and the keys; refused in production.
+    pub async fn open(&self) -> anyhow::Result<(PgPool, Keyring)> {
+        ensure!(
+            self.environment != "production",
+            "bench provisioning refuses RUSHGATE_ENV=production"
+        );
+        let keys = Keyring::from_hex(&self.signing_key, None).context("RUSHGATE_SIGNING_KEY")?;
+        let db = PgPool::connect(&self.database_url)
+            .await
+            .context("connecting to PostgreSQL")?;
+        Ok((db, keys))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareBuy {
+    /// Origin base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub origin: String,
+    #[command(flatten)]
+    pub access: Access,
     /// Bench users to create.
     #[arg(long, default_value_t = 10_000)]
     pub users: u32,
@@ -71,83 +96,48 @@ pub async fn bench_users(
     Ok(ids)
 }
 
-fn session(keys: &Keyring, user_id: i64, role: Role) -> String {
+/// A day-long session for a bench user, signed with the deployment's key.
+pub fn session(keys: &Keyring, user_id: i64, role: Role) -> String {
     keys.sign(&SessionClaims {
         user_id,
         role,
         exp: OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600,
+        sid: rand::random(),
     })
 }
 
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    token: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response.json().await?;
-    ensure!(status.is_success(), "{url}: {status} {body}");
-    Ok(body)
-}
-
 pub async fn prepare_buy(args: PrepareBuy) -> anyhow::Result<()> {
-    ensure!(
-        args.environment != "production",
-        "bench provisioning refuses RUSHGATE_ENV=production"
-    );
-    let keys = Keyring::from_hex(&args.signing_key, None).context("RUSHGATE_SIGNING_KEY")?;
-    let pool = PgPool::connect(&args.database_url).await?;
+    let (pool, keys) = args.access.open().await?;
     let run = format!("bench{}", hex::encode(rand::random::<[u8; 4]>()));
     let staff = bench_users(&pool, &format!("{run}-admin"), 1, Role::Admin).await?[0];
     let customers = bench_users(&pool, &run, args.users, Role::Customer).await?;
-    let admin = session(&keys, staff, Role::Admin);
+    let admin = Client::new(&args.origin).as_user(session(&keys, staff, Role::Admin));
 
-    let client = reqwest::Client::new();
     let now = OffsetDateTime::now_utc();
-    let fmt = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
-    let event = post(
-        &client,
-        format!("{}/api/admin/events", args.origin),
-        &admin,
-        json!({
-            "name": format!("{run} sale"),
-            "visible_at": fmt(now - time::Duration::minutes(1)),
-            "opens_at": fmt(now - time::Duration::seconds(1)),
-            "closes_at": fmt(now + time::Duration::hours(6)),
-            "per_user_limit": args.per_user_limit,
-            "per_order_limit": 1,
-            "dedup_window_s": args.dedup_window_s,
-            "admission": {"rounds": [args.admission_p]},
-            "tiers": [{"name": "GA", "price_cents": 1000, "stock": args.stock}],
+    let input = EventInput {
+        name: format!("{run} sale"),
+        venue: String::new(),
+        description: String::new(),
+        visible_at: now - time::Duration::minutes(1),
+        opens_at: now - time::Duration::seconds(1),
+        closes_at: now + time::Duration::hours(6),
+        per_user_limit: args.per_user_limit,
+        per_order_limit: Some(1),
+        payment_window_s: None,
+        dedup_window_s: Some(i64::from(args.dedup_window_s)),
+        admission: Some(AdmissionInput {
+            rounds: Some(vec![args.admission_p]),
+            mode: None,
         }),
-    )
-    .await?;
-    let event_id = event["id"].as_i64().context("event id")?;
-    let tier_id = event["tiers"][0]["id"].as_i64().context("tier id")?;
-    post(
-        &client,
-        format!("{}/api/admin/events/{event_id}/submit", args.origin),
-        &admin,
-        json!({}),
-    )
-    .await?;
-    post(
-        &client,
-        format!("{}/api/admin/events/{event_id}/approve", args.origin),
-        &admin,
-        json!({}),
-    )
-    .await?;
+        buckets: None,
+        tiers: vec![TierInput {
+            name: "GA".into(),
+            price_cents: 1000,
+            stock: args.stock,
+        }],
+    };
+    let event = admin.approved_event(&admin, &input).await?;
+    let (event_id, tier_id) = (event.id, event.tiers[0].id);
 
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;

@@ -8,17 +8,20 @@ use crate::event::Admission;
 use crate::phase::Phase;
 use crate::role::Role;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Registered {
     pub user_id: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoggedIn {
     pub token: String,
@@ -28,6 +31,22 @@ pub struct LoggedIn {
     pub expires_at: OffsetDateTime,
 }
 
+/// `GET /api/me`: who the session belongs to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub user_id: i64,
+    pub role: Role,
+}
+
+/// `POST /api/auth/logout`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedOut {
+    pub ok: bool,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerTime {
     #[serde(with = "time::serde::rfc3339")]
@@ -35,6 +54,7 @@ pub struct ServerTime {
 }
 
 /// Review status of an event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
@@ -68,6 +88,7 @@ impl EventStatus {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TierView {
     pub id: i64,
@@ -78,6 +99,7 @@ pub struct TierView {
 }
 
 /// An event in full, as its detail page and the admin console see it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventView {
     pub id: i64,
@@ -94,7 +116,7 @@ pub struct EventView {
     pub per_order_limit: u32,
     pub payment_window_s: u32,
     pub dedup_window_s: u32,
-    pub admission: serde_json::Value,
+    pub admission: Admission,
     pub buckets: u32,
     pub status: EventStatus,
     pub phase: Phase,
@@ -105,13 +127,8 @@ pub struct EventView {
     pub review_note: Option<String>,
 }
 
-impl EventView {
-    pub fn admission(&self) -> Option<Admission> {
-        Admission::parse(&self.admission).ok()
-    }
-}
-
 /// An event in the public list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventSummary {
     pub id: i64,
@@ -125,6 +142,7 @@ pub struct EventSummary {
     pub tiers: Vec<TierView>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventList {
     pub events: Vec<EventSummary>,
@@ -132,17 +150,20 @@ pub struct EventList {
     pub server_time: OffsetDateTime,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AdminEventList {
     pub events: Vec<EventView>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReviewNote {
     #[serde(default)]
     pub note: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PurchaseUrl {
     pub url: String,
@@ -150,6 +171,7 @@ pub struct PurchaseUrl {
     pub expires_at: OffsetDateTime,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuyRequest {
@@ -158,6 +180,7 @@ pub struct BuyRequest {
 }
 
 /// Lifecycle of a reservation turned order.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -192,12 +215,14 @@ impl OrderStatus {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     pub reservation_id: Uuid,
     pub status: OrderStatus,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     pub id: Uuid,
@@ -215,11 +240,13 @@ pub struct Order {
     pub paid_at: Option<OffsetDateTime>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderList {
     pub orders: Vec<Order>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierStats {
     pub tier_id: i64,
@@ -233,6 +260,7 @@ pub struct TierStats {
 }
 
 /// How the crowd was filtered on its way to a reservation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Funnel {
     pub edge_arrivals: i64,
@@ -244,6 +272,7 @@ pub struct Funnel {
     pub sold_out_rejections: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventStats {
     pub event_id: i64,
@@ -251,9 +280,37 @@ pub struct EventStats {
     pub funnel: Funnel,
     pub page_views: i64,
     pub unique_visitors: i64,
+    /// The workers' last check that stock and orders add up (`core::ledger`);
+    /// none before the first.
+    #[serde(default)]
+    pub ledger: Option<LedgerCheck>,
+}
+
+/// A check of an event's stock ledger: per tier, the units that are neither
+/// left, held nor moving.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerCheck {
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+    pub tiers: Vec<TierDrift>,
+    /// Checks in a row that found this same difference (0 when there is none).
+    pub streak: u32,
+    /// What is wrong and the command that fixes it, once a difference persists.
+    pub warning: Option<String>,
+}
+
+/// Units of a tier unaccounted for: positive = missing (would go unsold),
+/// negative = counted twice (could oversell).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierDrift {
+    pub tier_id: i64,
+    pub unaccounted: i64,
 }
 
 /// Funnel counts an edge gathered since its last report, per event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EdgeCounts {
     pub event_id: i64,
@@ -273,6 +330,7 @@ pub struct EdgeCounts {
 
 /// What an edge sends to `POST /api/internal/edge-report`, signed with an
 /// admission token for that path and user 0.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EdgeReport {
     pub events: Vec<EdgeCounts>,
@@ -284,7 +342,42 @@ pub struct EdgeReport {
 /// Path the edge reports its counters to.
 pub const EDGE_REPORT_PATH: &str = "/api/internal/edge-report";
 
-/// Response header on `/buy` answers: units left in the tier when the origin
-/// knows it exactly, so the edge learns of a sell-out from the answer that
-/// caused it.
-pub const REMAINING_HEADER: &str = "x-rushgate-remaining";
+/// Largest edge report body, bytes: the edge cuts its reports to fit, and the
+/// origin accepts reports this large whatever its general body limit.
+pub const EDGE_REPORT_MAX_BYTES: usize = 16 * 1024;
+
+/// Whether a request body is one JSON object, as every body of the API is —
+/// serde would read a struct from an array (`[7, 1]`) too. Only the first
+/// character is looked at; the parser checks the rest.
+pub fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The headers of the contract between clients, the edge and the origin.
+pub mod header {
+    /// Edge → origin: the edge's attestation that it admitted a request
+    /// (`crate::attest`).
+    pub const ADMIT: &str = "x-rushgate-admit";
+    /// Client → edge: a retry token from a `not_admitted` answer, entering the
+    /// next admission round.
+    pub const RETRY_TOKEN: &str = "x-retry-token";
+    /// Origin → edge, on `/buy` answers: units left in the tier when the origin
+    /// knows it exactly, so the edge learns of a sell-out from the answer that
+    /// caused it.
+    pub const REMAINING: &str = "x-rushgate-remaining";
+    /// Edge → client, on cached reads: `hit`, `stale` or `miss`.
+    pub const CACHE: &str = "x-rushgate-cache";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_objects() {
+        assert!(is_json_object(b" \n{\"tier_id\": 1}"));
+        for other in [&b"[7, 1]"[..], b"", b"  ", b"7", b"\"x\"", b"null"] {
+            assert!(!is_json_object(other), "{other:?}");
+        }
+    }
+}

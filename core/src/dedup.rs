@@ -1,6 +1,6 @@
-//! Per-user dedup windows and single-use retry tokens, as kept by one edge shard
-//! (a Durable Object owning a slice of the users). Pure state and decisions: the
-//! caller supplies `now` and owns where the state lives.
+//! Per-user dedup windows, single-use retry tokens and revoked sessions, as kept
+//! by one edge shard (a Durable Object owning a slice of the users). Pure state
+//! and decisions: the caller supplies `now` and owns where the state lives.
 
 use std::collections::HashMap;
 
@@ -22,6 +22,8 @@ pub struct Shard {
     windows: HashMap<(i64, i64), i64>,
     /// Retry-token nonce → when the token expires (unix ms).
     spent: HashMap<[u8; 16], i64>,
+    /// Session id → when the session would have expired (unix ms).
+    revoked: HashMap<[u8; 16], i64>,
 }
 
 impl Shard {
@@ -53,14 +55,34 @@ impl Shard {
         }
     }
 
-    /// Forgets closed windows and expired tokens.
-    pub fn prune(&mut self, now_ms: i64) {
+    /// Records that a session was ended before its expiry (`expires_ms`).
+    pub fn revoke(&mut self, sid: [u8; 16], expires_ms: i64) {
+        self.revoked.insert(sid, expires_ms);
+    }
+
+    /// Whether a session was ended (an expired one is refused anyway).
+    pub fn is_revoked(&self, sid: &[u8; 16], now_ms: i64) -> bool {
+        self.revoked.get(sid).is_some_and(|until| *until > now_ms)
+    }
+
+    /// Forgets closed windows, expired tokens and revocations of expired
+    /// sessions; returns the session ids forgotten (for the caller's storage).
+    pub fn prune(&mut self, now_ms: i64) -> Vec<[u8; 16]> {
         self.windows.retain(|_, until| *until > now_ms);
         self.spent.retain(|_, until| *until > now_ms);
+        let mut forgotten = Vec::new();
+        self.revoked.retain(|sid, until| {
+            let keep = *until > now_ms;
+            if !keep {
+                forgotten.push(*sid);
+            }
+            keep
+        });
+        forgotten
     }
 
     pub fn len(&self) -> usize {
-        self.windows.len() + self.spent.len()
+        self.windows.len() + self.spent.len() + self.revoked.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -120,6 +142,19 @@ mod tests {
         assert_eq!(shard.retry_attempt([1; 16], 5_000, 1_000), Gate::Pass);
         assert_eq!(shard.retry_attempt([1; 16], 5_000, 1_001), Gate::Spent);
         assert_eq!(shard.retry_attempt([2; 16], 5_000, 1_001), Gate::Pass);
+    }
+
+    #[test]
+    fn revoked_sessions_until_they_would_expire() {
+        let mut shard = Shard::default();
+        assert!(!shard.is_revoked(&[3; 16], 0));
+        shard.revoke([3; 16], 10_000);
+        assert!(shard.is_revoked(&[3; 16], 9_999));
+        assert!(!shard.is_revoked(&[4; 16], 9_999));
+        assert!(!shard.is_revoked(&[3; 16], 10_000), "expired anyway");
+        assert_eq!(shard.prune(9_000), Vec::<[u8; 16]>::new());
+        assert_eq!(shard.prune(10_000), vec![[3; 16]]);
+        assert!(shard.is_empty());
     }
 
     #[test]

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 macro_rules! codes {
-    ($($variant:ident => ($code:literal, $status:literal),)*) => {
+    ($($variant:ident => ($code:literal, $status:literal, $message:literal),)*) => {
         /// A stable, machine-readable error code. Clients branch on these.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum ErrorCode { $($variant,)* }
 
@@ -24,35 +25,40 @@ macro_rules! codes {
             pub const fn status(self) -> u16 {
                 match self { $(ErrorCode::$variant => $status,)* }
             }
+
+            /// The message for people when nothing more specific is said.
+            pub const fn message(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $message,)* }
+            }
         }
     };
 }
 
 codes! {
-    InvalidInput => ("invalid_input", 400),
-    PaymentDeclined => ("payment_declined", 402),
-    Unauthenticated => ("unauthenticated", 401),
-    BadCredentials => ("bad_credentials", 401),
-    Forbidden => ("forbidden", 403),
-    NotOpen => ("not_open", 403),
-    LimitExceeded => ("limit_exceeded", 403),
-    BadSignature => ("bad_signature", 403),
-    UrlExpired => ("url_expired", 403),
-    WrongUser => ("wrong_user", 403),
-    NotAdmittedByEdge => ("not_admitted_by_edge", 403),
-    NotFound => ("not_found", 404),
-    MethodNotAllowed => ("method_not_allowed", 405),
-    UsernameTaken => ("username_taken", 409),
-    SoldOut => ("sold_out", 409),
-    InvalidState => ("invalid_state", 409),
-    Closed => ("closed", 410),
-    Expired => ("expired", 410),
-    PayloadTooLarge => ("payload_too_large", 413),
-    UnsupportedMediaType => ("unsupported_media_type", 415),
-    DuplicateRequest => ("duplicate_request", 429),
-    NotAdmitted => ("not_admitted", 429),
-    Internal => ("internal", 500),
-    Overloaded => ("overloaded", 503),
+    InvalidInput => ("invalid_input", 400, "the request is not valid"),
+    PaymentDeclined => ("payment_declined", 402, "the payment was declined"),
+    Unauthenticated => ("unauthenticated", 401, "sign in first"),
+    BadCredentials => ("bad_credentials", 401, "wrong username or password"),
+    Forbidden => ("forbidden", 403, "your role may not do this"),
+    NotOpen => ("not_open", 403, "the sale has not opened yet"),
+    LimitExceeded => ("limit_exceeded", 403, "that would pass the per-person limit"),
+    BadSignature => ("bad_signature", 403, "this purchase URL is not valid"),
+    UrlExpired => ("url_expired", 403, "this purchase URL has expired; ask for a new one"),
+    WrongUser => ("wrong_user", 403, "this purchase URL belongs to someone else"),
+    NotAdmittedByEdge => ("not_admitted_by_edge", 403, "buy through the site, not the origin directly"),
+    NotFound => ("not_found", 404, "not found"),
+    MethodNotAllowed => ("method_not_allowed", 405, "method not allowed"),
+    UsernameTaken => ("username_taken", 409, "that username is taken"),
+    SoldOut => ("sold_out", 409, "sold out"),
+    InvalidState => ("invalid_state", 409, "this cannot be done now"),
+    Closed => ("closed", 410, "the sale is closed"),
+    Expired => ("expired", 410, "the payment window has passed"),
+    PayloadTooLarge => ("payload_too_large", 413, "request body is too large"),
+    UnsupportedMediaType => ("unsupported_media_type", 415, "send JSON with Content-Type: application/json"),
+    DuplicateRequest => ("duplicate_request", 429, "you just tried; wait a moment"),
+    NotAdmitted => ("not_admitted", 429, "the sale is busy: you are in the next round"),
+    Internal => ("internal", 500, "internal error"),
+    Overloaded => ("overloaded", 503, "busy or temporarily unavailable, try again shortly"),
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -63,6 +69,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The body of every error answer:
 /// `{"error": code, "message": text, ...extra}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorCode,
@@ -83,6 +90,13 @@ pub struct ErrorBody {
         with = "time::serde::rfc3339::option"
     )]
     pub opens_at: Option<OffsetDateTime>,
+}
+
+impl From<ErrorCode> for ErrorBody {
+    /// The code with its default message.
+    fn from(code: ErrorCode) -> Self {
+        Self::new(code, code.message())
+    }
 }
 
 impl ErrorBody {
@@ -136,6 +150,8 @@ mod tests {
     fn every_code_is_a_client_or_server_error_and_serializes_as_its_name() {
         for code in ErrorCode::ALL {
             assert!((400..600).contains(&code.status()), "{code}");
+            assert!(!code.message().is_empty(), "{code}");
+            assert_eq!(ErrorBody::from(*code).message, code.message());
             let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

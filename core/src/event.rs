@@ -2,7 +2,6 @@
 //! validated [`EventSpec`] that the rest of the system can trust.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::phase::Schedule;
@@ -15,7 +14,9 @@ pub const MAX_PRICE_CENTS: i64 = 10_000_000_000;
 pub const MAX_PER_USER_LIMIT: u32 = 100;
 
 /// How the edge admits buyers: fixed probabilities per round, or automatic.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Serialized as `{"rounds": [p1, ...]}` or `{"mode": "auto"}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Admission {
     /// Round `i` admits with probability `rounds[i]`; past the last round the last
@@ -25,6 +26,7 @@ pub enum Admission {
     Auto { mode: AutoMode },
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AutoMode {
@@ -37,49 +39,46 @@ impl Default for Admission {
     }
 }
 
+/// The `admission` field as written: its shape is checked by serde (unknown
+/// fields and modes refused), its values by [`Admission::from_input`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<AutoMode>,
+}
+
 impl Admission {
-    /// Parses the `admission` field: `{"rounds": [p1, ...]}` or `{"mode": "auto"}`.
-    pub fn parse(value: &Value) -> Result<Self, FieldError> {
-        let err = |msg: &str| FieldError::new("admission", msg);
-        let obj = value
-            .as_object()
-            .ok_or_else(|| err("must be {\"rounds\": [..]} or {\"mode\": \"auto\"}"))?;
-        match (obj.get("rounds"), obj.get("mode")) {
-            (Some(rounds), None) if obj.len() == 1 => {
-                let rounds = rounds
-                    .as_array()
-                    .ok_or_else(|| FieldError::new("admission.rounds", "must be an array"))?;
+    /// Validates the `admission` field: rounds of 1 to 8 probabilities in
+    /// (0, 1], or automatic — one of the two.
+    pub fn from_input(input: &AdmissionInput) -> Result<Self, FieldError> {
+        match (&input.rounds, input.mode) {
+            (Some(rounds), None) => {
                 if rounds.is_empty() || rounds.len() > MAX_ROUNDS {
                     return Err(FieldError::new(
                         "admission.rounds",
                         format!("must hold 1 to {MAX_ROUNDS} probabilities"),
                     ));
                 }
-                let rounds = rounds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| match p.as_f64() {
-                        Some(p) if p > 0.0 && p <= 1.0 => Ok(p),
-                        _ => Err(FieldError::new(
-                            format!("admission.rounds[{i}]"),
-                            "must be a probability in (0, 1]",
-                        )),
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(Self::Rounds { rounds })
+                if let Some(i) = rounds.iter().position(|p| !(*p > 0.0 && *p <= 1.0)) {
+                    return Err(FieldError::new(
+                        format!("admission.rounds[{i}]"),
+                        "must be a probability in (0, 1]",
+                    ));
+                }
+                Ok(Self::Rounds {
+                    rounds: rounds.clone(),
+                })
             }
-            (None, Some(mode)) if obj.len() == 1 => match mode.as_str() {
-                Some("auto") => Ok(Self::Auto {
-                    mode: AutoMode::Auto,
-                }),
-                _ => Err(FieldError::new("admission.mode", "must be \"auto\"")),
-            },
-            _ => Err(err("must be {\"rounds\": [..]} or {\"mode\": \"auto\"}")),
+            (None, Some(mode)) => Ok(Self::Auto { mode }),
+            _ => Err(FieldError::new(
+                "admission",
+                "must be {\"rounds\": [..]} or {\"mode\": \"auto\"}",
+            )),
         }
-    }
-
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -101,6 +100,7 @@ impl FieldError {
 }
 
 /// A tier as written by the operator.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TierInput {
     pub name: String,
@@ -109,6 +109,7 @@ pub struct TierInput {
 }
 
 /// The create/update body for an event. Optional fields take their defaults.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
@@ -131,7 +132,7 @@ pub struct EventInput {
     #[serde(default)]
     pub dedup_window_s: Option<i64>,
     #[serde(default)]
-    pub admission: Option<Value>,
+    pub admission: Option<AdmissionInput>,
     #[serde(default)]
     pub buckets: Option<i64>,
     pub tiers: Vec<TierInput>,
@@ -233,8 +234,8 @@ impl EventSpec {
             3_600,
         )?;
         let admission = match &input.admission {
-            None | Some(Value::Null) => Admission::default(),
-            Some(value) => Admission::parse(value)?,
+            None => Admission::default(),
+            Some(admission) => Admission::from_input(admission)?,
         };
         let buckets = ranged("buckets", input.buckets.unwrap_or(1), 1, MAX_BUCKETS.into())?;
         if input.tiers.is_empty() || input.tiers.len() > MAX_TIERS {
@@ -341,7 +342,6 @@ mod tests {
             ("buckets", json!(101)),
             ("tiers", json!([])),
             ("admission", json!({"rounds": [0.5], "mode": "auto"})),
-            ("admission", json!("auto")),
         ];
         for (field, value) in cases {
             let mut body = input();
@@ -373,19 +373,48 @@ mod tests {
 
     #[test]
     fn admission_forms() {
-        let auto = Admission::parse(&json!({"mode": "auto"})).unwrap();
-        assert_eq!(auto.to_value(), json!({"mode": "auto"}));
-        let rounds = Admission::parse(&json!({"rounds": [0.3, 1]})).unwrap();
-        assert_eq!(rounds.to_value(), json!({"rounds": [0.3, 1.0]}));
-        assert!(Admission::parse(&json!({"rounds": []})).is_err());
-        assert!(Admission::parse(&json!({"rounds": [0]})).is_err());
-        assert!(Admission::parse(&json!({"mode": "fast"})).is_err());
+        let parse = |v: serde_json::Value| {
+            serde_json::from_value::<AdmissionInput>(v)
+                .map_err(|e| e.to_string())
+                .and_then(|i| Admission::from_input(&i).map_err(|e| e.field))
+        };
+        let auto = parse(json!({"mode": "auto"})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&auto).unwrap(),
+            json!({"mode": "auto"})
+        );
+        let rounds = parse(json!({"rounds": [0.3, 1]})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&rounds).unwrap(),
+            json!({"rounds": [0.3, 1.0]})
+        );
+        for stored in [auto, rounds] {
+            let text = serde_json::to_string(&stored).unwrap();
+            assert_eq!(serde_json::from_str::<Admission>(&text).unwrap(), stored);
+        }
+        assert_eq!(parse(json!({"rounds": []})), Err("admission.rounds".into()));
+        assert_eq!(
+            parse(json!({"rounds": [0]})),
+            Err("admission.rounds[0]".into())
+        );
+        assert_eq!(parse(json!({})), Err("admission".into()));
+        assert!(parse(json!({"mode": "fast"})).is_err());
+        assert!(parse(json!({"rounds": [1], "extra": 1})).is_err());
     }
 
     #[test]
-    fn unknown_fields_are_refused() {
-        let mut body = input();
-        body["price"] = json!(3);
-        assert!(serde_json::from_value::<EventInput>(body).is_err());
+    fn unknown_fields_and_shapes_are_refused() {
+        for (field, value) in [
+            ("price", json!(3)),
+            ("admission", json!("auto")),
+            ("admission", json!({"mode": "magic"})),
+        ] {
+            let mut body = input();
+            body[field] = value;
+            assert!(
+                serde_json::from_value::<EventInput>(body).is_err(),
+                "{field}"
+            );
+        }
     }
 }

@@ -5,10 +5,14 @@
 
 pub mod admission;
 pub mod api;
+pub mod attest;
 pub mod bucket;
 pub mod dedup;
 pub mod error;
 pub mod event;
+pub mod funnel;
+pub mod ledger;
+pub mod origins;
 pub mod phase;
 pub mod purchase;
 pub mod role;

@@ -3,9 +3,11 @@
 
 use time::OffsetDateTime;
 
+use crate::api::BuyRequest;
 use crate::error::ErrorCode;
+use crate::event::FieldError;
 use crate::phase::Phase;
-use crate::token::{Keyring, PurchaseClaims};
+use crate::token::{Keyring, PurchaseClaims, TokenError};
 
 /// Path prefix of purchase URLs.
 pub const BUY_PREFIX: &str = "/buy/";
@@ -19,6 +21,27 @@ pub fn check_phase(phase: Phase) -> Result<(), ErrorCode> {
         Phase::Closed => Err(ErrorCode::Closed),
         Phase::Hidden => Err(ErrorCode::NotFound),
     }
+}
+
+/// Checks a `/buy` body against the event it is for: the tier must be one of the
+/// event's and the quantity between 1 and the per-order limit. The edge checks
+/// it against its snapshot before anything is counted or forwarded, the origin
+/// again against its own copy.
+pub fn check_order(
+    order: &BuyRequest,
+    mut tier_ids: impl Iterator<Item = i64>,
+    per_order_limit: u32,
+) -> Result<(), FieldError> {
+    if !tier_ids.any(|id| id == order.tier_id) {
+        return Err(FieldError::new("tier_id", "no such tier in this event"));
+    }
+    if order.quantity < 1 || order.quantity > i64::from(per_order_limit) {
+        return Err(FieldError::new(
+            "quantity",
+            format!("must be between 1 and {per_order_limit}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A signed purchase URL and when it stops working.
@@ -50,6 +73,29 @@ pub fn issue(
         path: format!("{BUY_PREFIX}{event_id}/{}", keys.sign(&claims)),
         claims,
     }
+}
+
+/// The purchase a `/buy/{event_id}/{token}` request may make for `user_id` at
+/// `now_s`: the token must be authentic, unexpired, for the event in the path
+/// and issued to this user. The edge and the origin both check with this.
+pub fn verify(
+    keys: &Keyring,
+    path: &str,
+    user_id: i64,
+    now_s: i64,
+) -> Result<PurchaseClaims, ErrorCode> {
+    let (event_id, token) = parse_path(path).ok_or(ErrorCode::BadSignature)?;
+    let claims: PurchaseClaims = keys.verify(token, now_s).map_err(|e| match e {
+        TokenError::BadSignature => ErrorCode::BadSignature,
+        TokenError::Expired => ErrorCode::UrlExpired,
+    })?;
+    if claims.event_id != event_id {
+        return Err(ErrorCode::BadSignature);
+    }
+    if claims.user_id != user_id {
+        return Err(ErrorCode::WrongUser);
+    }
+    Ok(claims)
 }
 
 /// Splits `/buy/{event_id}/{token}` into its parts.
@@ -86,6 +132,28 @@ mod tests {
     }
 
     #[test]
+    fn verification_names_what_is_wrong() {
+        let keys = Keyring::new(&[1; 32], None).unwrap();
+        let now = datetime!(2026-01-01 12:00 UTC);
+        let closes = datetime!(2026-01-02 12:00 UTC);
+        let url = issue(&keys, 42, 7, now, 300, closes, [3; 16]);
+        let t = now.unix_timestamp();
+        assert_eq!(verify(&keys, &url.path, 7, t), Ok(url.claims));
+        assert_eq!(verify(&keys, &url.path, 8, t), Err(ErrorCode::WrongUser));
+        assert_eq!(
+            verify(&keys, &url.path, 7, t + 300),
+            Err(ErrorCode::UrlExpired)
+        );
+        let moved = url.path.replacen("/42/", "/43/", 1);
+        assert_eq!(verify(&keys, &moved, 7, t), Err(ErrorCode::BadSignature));
+        assert_eq!(
+            verify(&keys, "/buy/42/junk", 7, t),
+            Err(ErrorCode::BadSignature)
+        );
+        assert_eq!(verify(&keys, "/nope", 7, t), Err(ErrorCode::BadSignature));
+    }
+
+    #[test]
     fn paths_parse_strictly() {
         assert_eq!(parse_path("/buy/5/abc.def"), Some((5, "abc.def")));
         for bad in [
@@ -97,6 +165,25 @@ mod tests {
             "/bu/5/a",
         ] {
             assert_eq!(parse_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn orders_name_the_field_at_fault() {
+        let order = |tier_id, quantity| BuyRequest { tier_id, quantity };
+        let tiers = || [7, 8].into_iter();
+        assert_eq!(check_order(&order(8, 2), tiers(), 2), Ok(()));
+        for (tier, quantity, field) in [
+            (9, 1, "tier_id"),
+            (-1, 1, "tier_id"),
+            (7, 0, "quantity"),
+            (7, -1, "quantity"),
+            (7, 3, "quantity"),
+            (7, i64::MAX, "quantity"),
+            (7, i64::MIN, "quantity"),
+        ] {
+            let err = check_order(&order(tier, quantity), tiers(), 2).unwrap_err();
+            assert_eq!(err.field, field, "{tier} {quantity}");
         }
     }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A user's role. Customers buy; operators create and submit events; admins also
 /// approve or reject them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]

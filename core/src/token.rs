@@ -1,22 +1,26 @@
 //! Signed tokens: HMAC-SHA256 over a compact binary body, base64url encoded.
 //!
 //! A token is `base64url(body) "." base64url(tag)` where
-//! `body = version(1) kind(1) key_id(4) claims(..)` and
-//! `tag = HMAC-SHA256(key, "rushgate-token\0" || body)`.
+//! `body = version(1) kind(1) key_id(4) claims(..)`, the claims in postcard (a
+//! compact serde format), and `tag = HMAC-SHA256(key, "rushgate-token\0" ||
+//! body)`.
 //!
 //! The kind byte is inside the signed body and each claims type checks it, so a
 //! token of one kind never verifies as another. The key id lets a deployment rotate
 //! keys: a [`Keyring`] signs with its current key and verifies with the current or
-//! the previous one. Decoding is strict (canonical base64, exact claim lengths), so
-//! any change to a token's text is a verification failure.
+//! the previous one. Decoding is strict (canonical base64, claims that end where
+//! the body ends), so any change to a token's text is a verification failure.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::{digest, hmac};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::role::Role;
 
-const VERSION: u8 = 1;
+/// Version 2: claims in postcard (version 1 had a hand-made layout).
+const VERSION: u8 = 2;
 const HEADER_LEN: usize = 6;
 const MAC_LABEL: &[u8] = b"rushgate-token\0";
 /// Minimum length of a signing key in bytes.
@@ -113,7 +117,7 @@ impl Keyring {
         body.push(VERSION);
         body.push(C::KIND as u8);
         body.extend_from_slice(&self.current.id);
-        claims.encode(&mut body);
+        let body = postcard::to_extend(claims, body).expect("plain data always serializes");
         let tag = sign_body(&self.current.key, &body);
         let mut out = String::with_capacity((body.len() + tag.as_ref().len()) * 4 / 3 + 4);
         URL_SAFE_NO_PAD.encode_string(&body, &mut out);
@@ -150,7 +154,10 @@ impl Keyring {
         }
         let key = self.key_for(&body[2..HEADER_LEN])?;
         hmac::verify(&key.key, &mac_input(&body), &tag).map_err(|_| TokenError::BadSignature)?;
-        C::decode(&body[HEADER_LEN..]).ok_or(TokenError::BadSignature)
+        match postcard::take_from_bytes::<C>(&body[HEADER_LEN..]) {
+            Ok((claims, [])) => Ok(claims),
+            _ => Err(TokenError::BadSignature),
+        }
     }
 
     fn key_for(&self, id: &[u8]) -> Result<&SigningKey, TokenError> {
@@ -179,75 +186,25 @@ fn decode_hex(text: &str) -> Result<Vec<u8>, KeyError> {
     hex::decode(text.trim()).map_err(|_| KeyError::NotHex)
 }
 
-/// The payload of one kind of token.
-pub trait Claims: Sized {
+/// The payload of one kind of token, encoded with serde.
+pub trait Claims: Serialize + DeserializeOwned {
     const KIND: Kind;
-    /// Appends the claims' binary form.
-    fn encode(&self, out: &mut Vec<u8>);
-    /// Parses exactly the bytes `encode` wrote; anything else is `None`.
-    fn decode(bytes: &[u8]) -> Option<Self>;
     /// Unix seconds from which the token is no longer valid.
     fn expires_at(&self) -> i64;
 }
 
-/// Reads fixed-size fields from a claims body, failing on short or long input.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Some(head)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn str_u16(&mut self) -> Option<&'a str> {
-        let len = self.u16()? as usize;
-        std::str::from_utf8(self.take(len)?).ok()
-    }
-    fn finish<T>(self, value: T) -> Option<T> {
-        self.0.is_empty().then_some(value)
-    }
-}
-
-fn put_str_u16(out: &mut Vec<u8>, s: &str) {
-    let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
-    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// Who a request comes from: carried as a Bearer token or a cookie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who a request comes from: carried as a Bearer token or a cookie. The session
+/// id names this login, so logging out can revoke it (and only it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClaims {
     pub user_id: i64,
     pub role: Role,
     pub exp: i64,
+    pub sid: [u8; 16],
 }
 
 impl Claims for SessionClaims {
     const KIND: Kind = Kind::Session;
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.user_id.to_be_bytes());
-        out.push(self.role as u8);
-        out.extend_from_slice(&self.exp.to_be_bytes());
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader(bytes);
-        let user_id = r.i64()?;
-        let role = Role::from_u8(r.u8()?)?;
-        let exp = r.i64()?;
-        r.finish(Self { user_id, role, exp })
-    }
     fn expires_at(&self) -> i64 {
         self.exp
     }
@@ -255,7 +212,7 @@ impl Claims for SessionClaims {
 
 /// The right of one user to try to buy in one event, embedded in the purchase URL.
 /// The nonce is the idempotency key of the reservation it produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseClaims {
     pub event_id: i64,
     pub user_id: i64,
@@ -272,25 +229,6 @@ impl PurchaseClaims {
 
 impl Claims for PurchaseClaims {
     const KIND: Kind = Kind::Purchase;
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.event_id.to_be_bytes());
-        out.extend_from_slice(&self.user_id.to_be_bytes());
-        out.extend_from_slice(&self.exp.to_be_bytes());
-        out.extend_from_slice(&self.nonce);
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader(bytes);
-        let event_id = r.i64()?;
-        let user_id = r.i64()?;
-        let exp = r.i64()?;
-        let nonce = r.take(16)?.try_into().ok()?;
-        r.finish(Self {
-            event_id,
-            user_id,
-            exp,
-            nonce,
-        })
-    }
     fn expires_at(&self) -> i64 {
         self.exp
     }
@@ -298,7 +236,7 @@ impl Claims for PurchaseClaims {
 
 /// The edge's attestation that it admitted a request: bound to the method, path and
 /// user, valid for [`AdmissionClaims::MAX_SKEW_S`] either side of its timestamp.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdmissionClaims {
     pub method: String,
     pub path: String,
@@ -322,25 +260,6 @@ impl AdmissionClaims {
 
 impl Claims for AdmissionClaims {
     const KIND: Kind = Kind::Admission;
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.user_id.to_be_bytes());
-        out.extend_from_slice(&self.timestamp.to_be_bytes());
-        put_str_u16(out, &self.method);
-        put_str_u16(out, &self.path);
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader(bytes);
-        let user_id = r.i64()?;
-        let timestamp = r.i64()?;
-        let method = r.str_u16()?.to_owned();
-        let path = r.str_u16()?.to_owned();
-        r.finish(Self {
-            method,
-            path,
-            user_id,
-            timestamp,
-        })
-    }
     fn expires_at(&self) -> i64 {
         self.timestamp + Self::MAX_SKEW_S + 1
     }
@@ -348,7 +267,7 @@ impl Claims for AdmissionClaims {
 
 /// A loser's ticket into the next admission round: single use (the edge records
 /// its nonce), valid from `not_before` until `exp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryClaims {
     pub event_id: i64,
     pub user_id: i64,
@@ -361,31 +280,6 @@ pub struct RetryClaims {
 
 impl Claims for RetryClaims {
     const KIND: Kind = Kind::Retry;
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.event_id.to_be_bytes());
-        out.extend_from_slice(&self.user_id.to_be_bytes());
-        out.extend_from_slice(&self.round.to_be_bytes());
-        out.extend_from_slice(&self.not_before.to_be_bytes());
-        out.extend_from_slice(&self.exp.to_be_bytes());
-        out.extend_from_slice(&self.nonce);
-    }
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader(bytes);
-        let event_id = r.i64()?;
-        let user_id = r.i64()?;
-        let round = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
-        let not_before = r.i64()?;
-        let exp = r.i64()?;
-        let nonce = r.take(16)?.try_into().ok()?;
-        r.finish(Self {
-            event_id,
-            user_id,
-            round,
-            not_before,
-            exp,
-            nonce,
-        })
-    }
     fn expires_at(&self) -> i64 {
         self.exp
     }
@@ -415,6 +309,7 @@ mod tests {
             user_id: 5,
             role: Role::Admin,
             exp: 100,
+            sid: [4; 16],
         };
         assert_eq!(keys.verify(&keys.sign(&session), 99), Ok(session));
         let p = purchase();
@@ -451,6 +346,7 @@ mod tests {
             user_id: 1,
             role: Role::Customer,
             exp: i64::MAX,
+            sid: [5; 16],
         });
         assert_eq!(
             keys.verify::<PurchaseClaims>(&session, 0),

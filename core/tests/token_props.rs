@@ -20,10 +20,13 @@ fn role() -> impl Strategy<Value = Role> {
 }
 
 fn session() -> impl Strategy<Value = SessionClaims> {
-    (any::<i64>(), role(), any::<i64>()).prop_map(|(user_id, role, exp)| SessionClaims {
-        user_id,
-        role,
-        exp,
+    (any::<i64>(), role(), any::<i64>(), any::<[u8; 16]>()).prop_map(|(user_id, role, exp, sid)| {
+        SessionClaims {
+            user_id,
+            role,
+            exp,
+            sid,
+        }
     })
 }
 
@@ -72,6 +75,15 @@ fn retry() -> impl Strategy<Value = RetryClaims> {
                 nonce,
             },
         )
+}
+
+/// A token of arbitrary body bytes, signed as `Keyring` does.
+fn sign_raw(key: &[u8], body: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let tag = ring::hmac::sign(&key, &[b"rushgate-token\0".as_slice(), body].concat());
+    format!("{}.{}", b64.encode(body), b64.encode(tag.as_ref()))
 }
 
 /// Flips one bit of the token's text; `None` if the result is not text at all.
@@ -129,6 +141,41 @@ proptest! {
         assert_flips_fail::<PurchaseClaims>(&keys, &keys.sign(&p), bit);
         assert_flips_fail::<AdmissionClaims>(&keys, &keys.sign(&a), bit);
         assert_flips_fail::<RetryClaims>(&keys, &keys.sign(&r), bit);
+    }
+
+    #[test]
+    fn truncated_or_extended_fails(s in session(), p in purchase(), cut in any::<usize>()) {
+        let keys = keyring(9);
+        for token in [keys.sign(&s), keys.sign(&p)] {
+            let short = &token[..cut % token.len()];
+            prop_assert!(keys.verify_signature::<SessionClaims>(short).is_err());
+            prop_assert!(keys.verify_signature::<PurchaseClaims>(short).is_err());
+            let long = format!("{token}A");
+            prop_assert!(keys.verify_signature::<SessionClaims>(&long).is_err());
+            prop_assert!(keys.verify_signature::<PurchaseClaims>(&long).is_err());
+        }
+    }
+
+    #[test]
+    fn claims_ending_early_or_late_fail(p in purchase(), extra in proptest::collection::vec(any::<u8>(), 1..8)) {
+        // Bodies signed with the right key whose claims do not fill them exactly.
+        let key = [3u8; 32];
+        let keys = keyring(3);
+        let mut body = vec![2u8, 2];
+        body.extend_from_slice(&ring::digest::digest(&ring::digest::SHA256, &key).as_ref()[..4]);
+        let claims = postcard::to_allocvec(&p).unwrap();
+        for bytes in [
+            [claims.as_slice(), &extra].concat(),
+            claims[..claims.len() - 1].to_vec(),
+        ] {
+            let mut signed = body.clone();
+            signed.extend_from_slice(&bytes);
+            let token = sign_raw(&key, &signed);
+            prop_assert_eq!(
+                keys.verify_signature::<PurchaseClaims>(&token),
+                Err(TokenError::BadSignature)
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use rushgate_core::origins::Origins;
 use rushgate_core::{ErrorCode, Keyring};
 use worker::Env;
 
@@ -11,8 +12,9 @@ use crate::error::EdgeError;
 
 #[derive(Debug)]
 pub struct Config {
-    /// Base URL of the origin, without a trailing slash.
-    pub origin: String,
+    /// The origins requests are spread over (`ORIGIN_URLS`, comma-separated;
+    /// else `ORIGIN_URL`), with which of them failed lately.
+    pub origins: RefCell<Origins>,
     pub keys: Keyring,
     /// How long a cached event answer is served as fresh, ms.
     pub event_ttl_ms: u64,
@@ -42,6 +44,17 @@ fn number(env: &Env, name: &str, default: u64) -> Result<u64, EdgeError> {
         .map_err(|_| EdgeError::new(ErrorCode::Internal, format!("{name} must be a number")))
 }
 
+fn origins(env: &Env) -> Result<Origins, EdgeError> {
+    let list = env
+        .var("ORIGIN_URLS")
+        .map(|v| v.to_string())
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| var(env, "ORIGIN_URL", "http://127.0.0.1:8080"));
+    Origins::parse(&list)
+        .ok_or_else(|| EdgeError::new(ErrorCode::Internal, "ORIGIN_URLS lists no origin"))
+}
+
 /// The configuration, built on first use in this isolate.
 pub fn load(env: &Env) -> Result<Rc<Config>, EdgeError> {
     if let Some(config) = CONFIG.with(|c| c.borrow().clone()) {
@@ -58,9 +71,7 @@ pub fn load(env: &Env) -> Result<Rc<Config>, EdgeError> {
     let keys = Keyring::from_hex(&key, previous.as_deref().filter(|p| !p.is_empty()))
         .map_err(|e| EdgeError::new(ErrorCode::Internal, format!("SIGNING_KEY: {e}")))?;
     let config = Rc::new(Config {
-        origin: var(env, "ORIGIN_URL", "http://127.0.0.1:8080")
-            .trim_end_matches('/')
-            .to_owned(),
+        origins: RefCell::new(origins(env)?),
         keys,
         event_ttl_ms: number(env, "EVENT_CACHE_TTL_S", 2)? * 1000,
         event_swr_ms: number(env, "EVENT_CACHE_SWR_S", 30)? * 1000,

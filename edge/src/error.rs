@@ -13,13 +13,7 @@ impl EdgeError {
 
     /// The origin could not be reached or answered garbage.
     pub fn origin_unavailable() -> Self {
-        Self(
-            ErrorBody::new(
-                ErrorCode::Overloaded,
-                "busy or temporarily unavailable, try again shortly",
-            )
-            .with_retry_after(1),
-        )
+        Self(ErrorBody::from(ErrorCode::Overloaded).with_retry_after(1))
     }
 
     pub fn into_response(self) -> Response {
@@ -28,6 +22,19 @@ impl EdgeError {
             let _ = response.headers().set("retry-after", &retry.to_string());
         }
         response
+    }
+}
+
+impl From<ErrorCode> for EdgeError {
+    /// A refusal with the code's default message.
+    fn from(code: ErrorCode) -> Self {
+        Self(ErrorBody::from(code))
+    }
+}
+
+impl From<rushgate_core::event::FieldError> for EdgeError {
+    fn from(e: rushgate_core::event::FieldError) -> Self {
+        Self(ErrorBody::new(ErrorCode::InvalidInput, e.message).with_field(e.field))
     }
 }
 

@@ -1,12 +1,15 @@
 //! Event reads cached at the edge with stale-while-revalidate, and purchase URLs
 //! issued at the edge from the event snapshot — no origin call.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
-use rushgate_core::api::PurchaseUrl;
+use rushgate_core::api::{PurchaseUrl, header};
 use rushgate_core::{ErrorBody, ErrorCode, purchase};
 use time::OffsetDateTime;
-use worker::{Cache, Context, Headers, Request, Response};
+use worker::{Cache, Context, Delay, Env, Headers, Request, Response};
 
 use crate::clock;
 use crate::config::Config;
@@ -19,29 +22,58 @@ use crate::snapshot;
 /// When a cached answer was fetched from the origin (ms), on cached copies.
 const CACHED_AT: &str = "x-rushgate-cached-at";
 
-/// `GET /api/events` and `GET /api/events/{id}`: served from the Cache API while
-/// fresh; while stale (up to the SWR window) served at once and refreshed in the
-/// background; otherwise fetched. A crowd costs the origin about one request per
-/// TTL per edge location.
+/// How long a request that found another request of its isolate fetching the
+/// same resource waits for that copy before fetching itself, and how often it
+/// looks.
+const WAIT_FOR_COPY_MS: u64 = 2_000;
+const LOOK_EVERY_MS: u64 = 10;
+
+/// The last answer this isolate fetched for a resource.
+#[derive(Clone)]
+struct Copy {
+    status: u16,
+    body: Rc<[u8]>,
+    fetched_ms: i64,
+}
+
+thread_local! {
+    /// Requests cannot await each other's I/O in Workers, but they share memory:
+    /// the one that fetches leaves its answer here for those waiting on it.
+    static COPIES: RefCell<HashMap<String, Copy>> = RefCell::new(HashMap::new());
+}
+
+fn isolate_copy(key: &str) -> Option<Copy> {
+    COPIES.with(|c| c.borrow().get(key).cloned())
+}
+
+/// `GET /api/events` and `GET /api/events/{id}`, keyed on the resource alone
+/// (the event page adds its visitor id, which never changes the answer):
+/// served from this isolate's copy, else the location's cache (Cache API, where
+/// there is one), while fresh; while stale, up to the SWR window, served at once
+/// and refreshed in the background by one request; otherwise fetched by one
+/// request of the isolate while the others wait for its answer. A crowd costs
+/// the origin about one request per TTL per isolate.
 pub async fn cached_read(
     req: &Request,
     config: &Rc<Config>,
     ctx: &Context,
     now_ms: i64,
 ) -> Result<Response, EdgeError> {
-    let key = req.inner().url();
+    let url = req.inner().url();
+    let key = url.split(['?', '#']).next().unwrap_or(&url).to_owned();
     let path = req.path();
-    let cache = Cache::default();
-    if let Some(response) = cache.get(key.as_str(), false).await? {
-        let age = response
-            .headers()
-            .get(CACHED_AT)?
-            .and_then(|v| v.parse::<i64>().ok())
-            .map_or(i64::MAX, |at| now_ms - at);
-        if age < config.event_ttl_ms as i64 {
-            return for_browser(response, "hit").await;
+    let ttl = config.event_ttl_ms as i64;
+    let keep = (config.event_ttl_ms + config.event_swr_ms) as i64;
+    let copy = match isolate_copy(&key) {
+        Some(copy) => Some(copy),
+        None => from_location_cache(&key).await,
+    };
+    if let Some(copy) = copy {
+        let age = now_ms - copy.fetched_ms;
+        if age < ttl {
+            return Ok(for_browser(copy.status, &copy.body, "hit"));
         }
-        if age < (config.event_ttl_ms + config.event_swr_ms) as i64 {
+        if age < keep {
             if let Some(claim) = origin::Refresh::claim(&key) {
                 let (config, key) = (config.clone(), key.clone());
                 ctx.wait_until(async move {
@@ -51,47 +83,82 @@ pub async fn cached_read(
                     drop(claim);
                 });
             }
-            return for_browser(response, "stale").await;
+            return Ok(for_browser(copy.status, &copy.body, "stale"));
+        }
+    }
+    let claim = origin::Refresh::claim(&key);
+    if claim.is_none() {
+        // Another request of this isolate is fetching it: wait for its copy.
+        for _ in 0..WAIT_FOR_COPY_MS / LOOK_EVERY_MS {
+            Delay::from(Duration::from_millis(LOOK_EVERY_MS)).await;
+            if let Some(copy) = isolate_copy(&key)
+                && clock::now_ms() - copy.fetched_ms < ttl
+            {
+                return Ok(for_browser(copy.status, &copy.body, "hit"));
+            }
         }
     }
     let (status, body) = refresh(config, &key, &path, now_ms).await?;
-    Ok(copy(
-        status,
-        &body,
-        &[
-            ("cache-control", "public, max-age=1".to_owned()),
-            ("x-rushgate-cache", "miss".to_owned()),
-        ],
-    ))
+    drop(claim);
+    Ok(for_browser(status, &body, "miss"))
 }
 
-/// Fetches from the origin; stores successful answers in the cache.
+/// The location's cached copy, if it has a cache (not on `*.workers.dev`, nor
+/// under a bare `workerd`) and the copy.
+async fn from_location_cache(key: &str) -> Option<Copy> {
+    let mut response = Cache::default().get(key, false).await.ok()??;
+    let fetched_ms = response
+        .headers()
+        .get(CACHED_AT)
+        .ok()??
+        .parse::<i64>()
+        .ok()?;
+    let copy = Copy {
+        status: response.status_code(),
+        body: response.bytes().await.ok()?.into(),
+        fetched_ms,
+    };
+    COPIES.with(|c| c.borrow_mut().insert(key.to_owned(), copy.clone()));
+    Some(copy)
+}
+
+/// Fetches from the origin; keeps successful answers in this isolate and in
+/// the location's cache (where there is one).
 async fn refresh(
     config: &Config,
     key: &str,
     path: &str,
     now_ms: i64,
-) -> Result<(u16, Vec<u8>), EdgeError> {
-    let fetched = origin::get(config, path).await?;
-    let (status, body) = (fetched.0, &fetched.1);
+) -> Result<(u16, Rc<[u8]>), EdgeError> {
+    let (status, body) = origin::get(config, path).await?;
+    let body: Rc<[u8]> = body.into();
     if status == 200 {
-        let keep_s = (config.event_ttl_ms + config.event_swr_ms) / 1000 + 1;
-        let stored = copy(
+        let fetched_ms = clock::now_ms().max(now_ms);
+        let copy = Copy {
             status,
-            body,
+            body: body.clone(),
+            fetched_ms,
+        };
+        COPIES.with(|c| c.borrow_mut().insert(key.to_owned(), copy));
+        let keep_s = (config.event_ttl_ms + config.event_swr_ms) / 1000 + 1;
+        let stored = copy_response(
+            status,
+            &body,
             &[
-                (CACHED_AT, now_ms.to_string()),
+                (CACHED_AT, fetched_ms.to_string()),
                 ("cache-control", format!("public, max-age={keep_s}")),
             ],
         );
-        Cache::default().put(key, stored).await?;
+        if let Err(e) = Cache::default().put(key, stored).await {
+            worker::console_debug!("no location cache: {e}");
+        }
     }
-    Ok(fetched)
+    Ok((status, body))
 }
 
 /// A JSON answer with `status`, `body` and extra headers (answers from `fetch`
 /// and the cache have immutable headers, so they are rebuilt).
-fn copy(status: u16, body: &[u8], extra: &[(&str, String)]) -> Response {
+fn copy_response(status: u16, body: &[u8], extra: &[(&str, String)]) -> Response {
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
     for (name, value) in extra {
@@ -104,28 +171,27 @@ fn copy(status: u16, body: &[u8], extra: &[(&str, String)]) -> Response {
 }
 
 /// Browsers may keep the answer for a second; the edge does the real caching.
-async fn for_browser(mut response: Response, state: &str) -> Result<Response, EdgeError> {
-    let status = response.status_code();
-    let body = response.bytes().await?;
-    Ok(copy(
+fn for_browser(status: u16, body: &[u8], state: &str) -> Response {
+    copy_response(
         status,
-        &body,
+        body,
         &[
             ("cache-control", "public, max-age=1".to_owned()),
-            ("x-rushgate-cache", state.to_owned()),
+            (header::CACHE, state.to_owned()),
         ],
-    ))
+    )
 }
 
-/// Counts a view of an event page (the page asks for the event with
-/// `?view=<visitor id>`).
+/// Counts a view of an event page: the page asks for the event with
+/// `?view=<visitor id>` once per load. The count goes to the origin with the
+/// funnel reports; the read itself is served from the cache like any other.
 pub fn count_view(req: &Request, event_id: i64) {
     let url = req.inner().url();
     let visitor = origin::query(&url)
         .into_iter()
         .flat_map(|q| q.split('&'))
         .find_map(|pair| pair.strip_prefix("view="));
-    if let Some(visitor) = visitor.filter(|v| v.bytes().all(|b| b.is_ascii_alphanumeric())) {
+    if let Some(visitor) = visitor {
         funnel::bump(event_id, Step::PageView);
         funnel::visitor(event_id, visitor);
     }
@@ -135,24 +201,23 @@ pub fn count_view(req: &Request, event_id: i64) {
 /// signed here with core once the snapshot's phase, at this instant, is open.
 pub async fn purchase_url(
     req: &Request,
+    env: &Env,
     config: &Rc<Config>,
     event_id: i64,
     now_ms: i64,
 ) -> Result<Response, EdgeError> {
     let now = clock::now();
     let user = session::user(req, &config.keys, now.unix_timestamp())?;
+    session::not_revoked(env, config, &user, now_ms).await?;
     let view = snapshot::view(config, event_id, now_ms)
         .await?
         .ok_or_else(|| EdgeError::new(ErrorCode::NotFound, "no such event"))?;
     let phase = snapshot::phase(&view, now);
     if let Err(code) = purchase::check_phase(phase) {
         let body = match code {
-            ErrorCode::NotOpen => {
-                ErrorBody::new(code, "the sale has not opened yet").with_opens_at(view.opens_at)
-            }
-            ErrorCode::SoldOut => ErrorBody::new(code, "sold out"),
-            ErrorCode::Closed => ErrorBody::new(code, "the sale is closed"),
-            _ => ErrorBody::new(code, "no such event"),
+            ErrorCode::NotOpen => ErrorBody::from(code).with_opens_at(view.opens_at),
+            ErrorCode::NotFound => ErrorBody::new(code, "no such event"),
+            code => ErrorBody::from(code),
         };
         return Err(EdgeError(body));
     }

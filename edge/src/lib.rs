@@ -41,7 +41,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 }
 
 async fn route(
-    req: Request,
+    mut req: Request,
     env: &Env,
     ctx: &Context,
     config: &std::rc::Rc<Config>,
@@ -58,12 +58,26 @@ async fn route(
             events::cached_read(&req, config, ctx, now_ms).await
         }
         (Method::Post, ["api", "events", id, "purchase-url"]) => {
-            events::purchase_url(&req, config, event_id(id)?, now_ms).await
+            drain(&mut req).await;
+            events::purchase_url(&req, env, config, event_id(id)?, now_ms).await
         }
         (Method::Post, ["buy", _, _]) => buy::buy(req, env, config, now_ms).await,
+        (Method::Post, ["api", "auth", "logout"]) => {
+            session::logout(req, env, config, now_ms / 1000).await
+        }
         (_, ["api", ..]) | (_, ["healthz" | "readyz"]) => origin::pass_through(config, req).await,
-        _ => Err(EdgeError::new(ErrorCode::NotFound, "no such route")),
+        _ => {
+            drain(&mut req).await;
+            Err(EdgeError::new(ErrorCode::NotFound, "no such route"))
+        }
     }
+}
+
+/// Reads a body the route has no use for, so that the connection can carry the
+/// client's next request (a server that answers with the body unread must drop
+/// the connection).
+async fn drain(req: &mut Request) {
+    let _ = req.bytes().await;
 }
 
 fn event_id(raw: &str) -> Result<i64, EdgeError> {

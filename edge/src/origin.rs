@@ -1,8 +1,14 @@
-//! Talking to the origin: passing requests through, and fetching event snapshots.
+//! Talking to the origins: passing requests through, and fetching event
+//! snapshots. Requests go round the origins of `ORIGIN_URLS`; one that gets no
+//! answer is sent to the next origin if it cannot happen twice
+//! (`core::origins::retry_safe`), and an origin that did not answer is tried
+//! last for a while.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 
+use rushgate_core::api::header;
+use rushgate_core::origins::retry_safe;
 use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
 
 use crate::config::Config;
@@ -15,7 +21,7 @@ const FORWARDED: &[&str] = &[
     "content-type",
     "accept",
     "user-agent",
-    "x-retry-token",
+    header::RETRY_TOKEN,
 ];
 
 fn forwarded_headers(from: &Headers) -> Headers {
@@ -28,7 +34,9 @@ fn forwarded_headers(from: &Headers) -> Headers {
     headers
 }
 
-/// Sends `method path` with `headers` and `body` to the origin.
+/// Sends `method path` with `headers` and `body` to an origin: the next in
+/// turn, then, if it gives no answer and the request is safe to repeat, the
+/// others.
 pub async fn send(
     config: &Config,
     method: Method,
@@ -36,13 +44,42 @@ pub async fn send(
     headers: Headers,
     body: Option<Vec<u8>>,
 ) -> Result<Response, EdgeError> {
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers);
-    if let Some(body) = body {
-        init.with_body(Some(js_sys_bytes(&body)));
+    let now = worker::Date::now().as_millis() as f64;
+    let (order, urls) = {
+        let mut origins = config.origins.borrow_mut();
+        (origins.next_order(now), origins.urls().to_vec())
+    };
+    let route = path.split('?').next().unwrap_or(path);
+    let tries = if retry_safe(method.as_ref(), route) {
+        order.len()
+    } else {
+        1
+    };
+    let mut failure = None;
+    for &i in order.iter().take(tries) {
+        let mut init = RequestInit::new();
+        init.with_method(method.clone())
+            .with_headers(headers.clone());
+        if let Some(body) = &body {
+            init.with_body(Some(js_sys_bytes(body)));
+        }
+        let request = Request::new_with_init(&format!("{}{path}", urls[i]), &init)?;
+        match Fetch::Request(request).send().await {
+            Ok(response) => {
+                config.origins.borrow_mut().answered(i);
+                return Ok(response);
+            }
+            Err(e) => {
+                let now = worker::Date::now().as_millis() as f64;
+                config.origins.borrow_mut().failed(i, now);
+                failure = Some(e);
+            }
+        }
     }
-    let request = Request::new_with_init(&format!("{}{path}", config.origin), &init)?;
-    Ok(Fetch::Request(request).send().await?)
+    Err(failure.map_or_else(
+        || EdgeError::new(rushgate_core::ErrorCode::Overloaded, "no origin configured"),
+        EdgeError::from,
+    ))
 }
 
 fn js_sys_bytes(bytes: &[u8]) -> wasm_bindgen::JsValue {

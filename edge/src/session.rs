@@ -1,10 +1,16 @@
-//! Who is asking: the session token (Bearer or cookie) verified with core.
+//! Who is asking: the session token (Bearer or cookie) verified with core, and
+//! whether it was ended by logging out. Verification is stateless; revoked
+//! sessions live in the user's `DedupShard`, which `/buy` asks anyway (the check
+//! rides along with the dedup gate) and purchase URLs ask once.
 
 use rushgate_core::token::SessionClaims;
 use rushgate_core::{ErrorCode, Keyring};
-use worker::Request;
+use worker::{Env, Request, Response};
 
+use crate::config::Config;
+use crate::dedup_shard::{self, revoke_url, session_url};
 use crate::error::EdgeError;
+use crate::origin;
 
 pub fn user(req: &Request, keys: &Keyring, now_s: i64) -> Result<SessionClaims, EdgeError> {
     let headers = req.headers();
@@ -12,5 +18,51 @@ pub fn user(req: &Request, keys: &Keyring, now_s: i64) -> Result<SessionClaims, 
     let cookie = headers.get("cookie").ok().flatten();
     rushgate_core::session::token(authorization.as_deref(), cookie.as_deref())
         .and_then(|token| keys.verify::<SessionClaims>(token, now_s).ok())
-        .ok_or_else(|| EdgeError::new(ErrorCode::Unauthenticated, "sign in first"))
+        .ok_or_else(unauthenticated)
+}
+
+pub fn unauthenticated() -> EdgeError {
+    ErrorCode::Unauthenticated.into()
+}
+
+/// Refuses a session that was ended by logging out.
+pub async fn not_revoked(
+    env: &Env,
+    config: &Config,
+    claims: &SessionClaims,
+    now_ms: i64,
+) -> Result<(), EdgeError> {
+    let stub = dedup_shard::stub(env, config, claims.user_id)?;
+    let mut answer = stub
+        .fetch_with_str(&session_url(&claims.sid, now_ms))
+        .await?;
+    match answer.text().await?.as_str() {
+        "ok" => Ok(()),
+        "revoked" => Err(unauthenticated()),
+        _ => Err(EdgeError::origin_unavailable()),
+    }
+}
+
+/// `POST /api/auth/logout`: the origin revokes the session and clears the
+/// cookie; the edge records the revocation in the user's shard too, so every
+/// edge location refuses the session from now on.
+pub async fn logout(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    now_s: i64,
+) -> Result<Response, EdgeError> {
+    let claims = user(&req, &config.keys, now_s).ok();
+    let response = origin::pass_through(config, req).await?;
+    if let Some(claims) = claims
+        && (200..300).contains(&response.status_code())
+    {
+        let stub = dedup_shard::stub(env, config, claims.user_id)?;
+        let url = revoke_url(&claims.sid, claims.exp * 1000);
+        if let Err(e) = stub.fetch_with_str(&url).await {
+            // The origin has revoked it: purchases still stop there.
+            worker::console_error!("recording a logout at the edge failed: {e}");
+        }
+    }
+    Ok(response)
 }

@@ -6,10 +6,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rushgate_origin::orders::record::Reservation;
+use rushgate_origin::sale::record::Reservation;
+use rushgate_origin::sale::{Bucket, Replicas, streams};
 use rushgate_origin::store::db;
-use rushgate_origin::store::redis::{BucketRef, Redis};
-use rushgate_origin::worker::orders::{OrderWorker, register};
+use rushgate_origin::store::redis::Redis;
+use rushgate_origin::worker::orders::OrderWorker;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -56,12 +57,13 @@ async fn fresh_db(base: &str, name: &str) -> PgPool {
 
 /// Fills the stream as reserve.lua would, then times the worker draining it.
 async fn worker_rows_per_s(pool: &PgPool, redis: &Redis, rows: &[Reservation]) -> f64 {
-    let bucket = BucketRef {
+    let bucket = Bucket {
         event_id: EVENT,
         bucket: 0,
+        buckets: 1,
     };
-    register(redis, bucket).await.unwrap();
-    let stream = redis.keys.orders(EVENT, 0);
+    streams::register(redis, bucket).await.unwrap();
+    let stream = redis.keys.bucket(bucket).orders();
     for chunk in rows.chunks(5_000) {
         let mut pipe = redis::pipe();
         for r in chunk {
@@ -82,6 +84,7 @@ async fn worker_rows_per_s(pool: &PgPool, redis: &Redis, rows: &[Reservation]) -
         let worker = OrderWorker::new(
             pool.clone(),
             redis.clone(),
+            Replicas::none(),
             format!("bench-{i}"),
             Duration::from_secs(60),
         );
@@ -169,7 +172,7 @@ async fn main() {
         .expect("redis-server");
     let url = format!("redis://127.0.0.1:{port}");
     let redis = loop {
-        if let Ok(r) = Redis::connect(&url, "p4", Duration::from_secs(5)).await {
+        if let Ok(r) = Redis::connect(&url, false, "p4", Duration::from_secs(5)).await {
             break r;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

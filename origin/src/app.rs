@@ -4,29 +4,36 @@
 use std::num::NonZeroU32;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
-use rushgate_core::Keyring;
+use rushgate_core::{ErrorCode, Keyring};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::revoked::Revocations;
 use crate::config::AppConfig;
 use crate::error::ApiError;
 use crate::events::cache::EventCache;
 use crate::funnel::FunnelCounters;
 use crate::orders::payment::{FakeProvider, PaymentProvider};
-use crate::soldout::SoldOutFlags;
+use crate::overload::Limiter;
+use crate::sale::Replicas;
+use crate::sale::soldout::SoldOutFlags;
 use crate::store::redis::Redis;
 use crate::worker::expiry::Sweeper;
-use crate::{admin, auth, buy, edge_report, events, health, orders, telemetry};
+use crate::{admin, auth, buy, edge_report, events, health, openapi, orders, telemetry};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -37,9 +44,12 @@ pub struct Shared {
     pub keys: Keyring,
     pub db: PgPool,
     pub redis: Redis,
+    pub replicas: Replicas,
     pub events: EventCache,
     pub flags: SoldOutFlags,
     pub funnel: FunnelCounters,
+    pub revocations: Revocations,
+    pub buy_limiter: Limiter,
     pub limiter: DefaultDirectRateLimiter,
     pub payments: Arc<dyn PaymentProvider>,
     pub sweeper: Sweeper,
@@ -54,7 +64,13 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: AppConfig, keys: Keyring, db: PgPool, redis: Redis) -> Self {
+    pub fn new(
+        config: AppConfig,
+        keys: Keyring,
+        db: PgPool,
+        redis: Redis,
+        replicas: Replicas,
+    ) -> Self {
         let events = EventCache::new(
             db.clone(),
             config.event_cache_refresh(),
@@ -64,15 +80,24 @@ impl AppState {
         let rate = NonZeroU32::new(config.buy_rate_per_s).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.buy_burst).unwrap_or(rate);
         let limiter = RateLimiter::direct(Quota::per_second(rate).allow_burst(burst));
-        let sweeper = Sweeper::new(db.clone(), redis.clone(), Some(flags.clone()));
+        let sweeper = Sweeper::new(
+            db.clone(),
+            redis.clone(),
+            replicas.clone(),
+            Some(flags.clone()),
+        );
+        let buy_limiter = Limiter::new(config.buy_max_in_flight, config.buy_target());
         Self(Arc::new(Shared {
             config,
             keys,
             db,
             redis,
+            replicas,
             events,
             flags,
             funnel: FunnelCounters::default(),
+            revocations: Revocations::default(),
+            buy_limiter,
             limiter,
             payments: Arc::new(FakeProvider),
             sweeper,
@@ -81,20 +106,48 @@ impl AppState {
     }
 }
 
-/// All routes, with JSON answers for unknown routes and methods, a body cap,
-/// panic recovery and request metrics.
-pub fn router(state: AppState) -> Router {
-    let max_body = state.config.max_body_bytes;
-    Router::new()
+/// Every documented route: the API and its OpenAPI description, gathered from
+/// the feature routers.
+fn routes(limiter: Limiter) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(auth::router())
         .merge(events::router())
         .merge(admin::router())
-        .merge(buy::router())
+        .merge(buy::router(limiter))
         .merge(orders::router())
         .merge(edge_report::router())
-        .fallback(|| async { ApiError::NotFound("route") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// The OpenAPI description of the API (`GET /api/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = routes(Limiter::new(1, Duration::ZERO)).split_for_parts();
+    openapi::describe_itself(&mut document);
+    document
+}
+
+/// All routes, with JSON answers for unknown routes and methods, a body cap,
+/// panic recovery and request metrics.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let (router, mut document) = routes(state.buy_limiter.clone()).split_for_parts();
+    openapi::describe_itself(&mut document);
+    let document = Arc::new(document.to_json().unwrap_or_else(|_| "{}".into()));
+    router
+        .route(
+            openapi::PATH,
+            get(move || {
+                let document = document.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        (*document).clone(),
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::from(ErrorCode::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(telemetry::track))
         .layer(CatchPanicLayer::custom(|_| panic_response()))

@@ -4,32 +4,48 @@
 //! IO), event from the cache, body, then the in-memory sold-out flag and the token
 //! bucket — and only then one Redis round trip to `reserve.lua`.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
-use rushgate_core::api::{BuyRequest, OrderStatus, REMAINING_HEADER, Reservation};
-use rushgate_core::token::{AdmissionClaims, PurchaseClaims, TokenError};
-use rushgate_core::{bucket, purchase};
+use rushgate_core::api::{BuyRequest, OrderStatus, Reservation, header};
+use rushgate_core::{ErrorBody, ErrorCode, attest, bucket, purchase};
 use time::OffsetDateTime;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser};
 use crate::funnel::Step;
-use crate::rebalance;
-use crate::reserve::{self, Attempt, Outcome};
+use crate::overload::{self, Limiter};
+use crate::sale::reserve::{self, Attempt, Outcome};
+use crate::sale::{Bucket, transfer};
 
-/// Header carrying the edge's attestation.
-pub const ADMIT_HEADER: &str = "x-rushgate-admit";
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/buy/{event_id}/{token}", post(buy))
+/// The purchase route, behind the adaptive in-flight limit (`overload`): past
+/// it, a purchase is answered 503 `overloaded` at once instead of waiting in a
+/// queue, so under overload the purchases that are served stay fast.
+pub fn router(limiter: Limiter) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(buy).layer(middleware::from_fn_with_state(limiter, overload::shed)))
 }
 
+#[utoipa::path(post, path = "/buy/{event_id}/{token}", tag = "buying",
+    params(("event_id" = i64, Path), ("token" = String, Path, description = "the signed token of a purchase URL")),
+    security(("bearer" = []), ("cookie" = [])),
+    request_body = BuyRequest,
+    responses(
+        (status = 202, description = "the units are held for you: the order is on its way", body = Reservation, headers(("x-rushgate-remaining" = i64, description = "units left in the tier, when exactly known"))),
+        (status = 200, description = "the same URL again: the same reservation, nothing more held", body = Reservation),
+        (status = 403, description = "`bad_signature` | `url_expired` | `wrong_user` | `not_admitted_by_edge` | `not_open` | `limit_exceeded`", body = ErrorBody),
+        (status = 404, description = "`not_found`: the event is not public", body = ErrorBody),
+        (status = 409, description = "`sold_out`", body = ErrorBody),
+        (status = 410, description = "`closed`", body = ErrorBody),
+        crate::openapi::Signed, crate::openapi::Common
+    ))]
 async fn buy(
     State(state): State<AppState>,
     user: AuthUser,
@@ -39,11 +55,12 @@ async fn buy(
 ) -> ApiResult<Response> {
     let now = OffsetDateTime::now_utc();
     let unix = now.unix_timestamp();
+    let path = uri.path();
     if state.config.require_edge_admission {
-        check_admission(&state, admission.as_ref(), uri.path(), user.user_id, unix)?;
+        let header = admission.as_ref().and_then(|v| v.to_str().ok());
+        attest::verify(&state.keys, header, "POST", path, user.user_id, unix)?;
     }
-    let (event, token) = purchase::parse_path(uri.path()).ok_or(ApiError::BadSignature)?;
-    let claims = check_token(&state, event, token, user.user_id, unix)?;
+    let claims = purchase::verify(&state.keys, path, user.user_id, unix)?;
     let event_id = claims.event_id;
     state.funnel.bump(event_id, Step::Forwarded);
 
@@ -52,42 +69,40 @@ async fn buy(
         .get(event_id)
         .await?
         .filter(|e| e.is_public(now))
-        .ok_or(ApiError::NotFound("event"))?;
+        .ok_or_else(|| ApiError::not_found("event"))?;
     if now < event.schedule.opens_at {
-        return Err(ApiError::NotOpen {
-            opens_at: event.schedule.opens_at,
-        });
+        return Err(ErrorBody::from(ErrorCode::NotOpen)
+            .with_opens_at(event.schedule.opens_at)
+            .into());
     }
     if now >= event.schedule.closes_at {
-        return Err(ApiError::Closed);
+        return Err(ErrorCode::Closed.into());
     }
+    purchase::check_order(
+        &body,
+        event.tiers.iter().map(|t| t.id),
+        event.per_order_limit,
+    )?;
     let tier = event
         .tier(body.tier_id)
         .ok_or_else(|| ApiError::invalid("tier_id", "no such tier in this event"))?;
-    if body.quantity < 1 || body.quantity > i64::from(event.per_order_limit) {
-        return Err(ApiError::invalid(
-            "quantity",
-            format!("must be between 1 and {}", event.per_order_limit),
-        ));
-    }
 
-    let bucket = bucket::for_user(event_id, user.user_id, event.buckets);
+    let bucket = Bucket {
+        event_id,
+        bucket: bucket::for_user(event_id, user.user_id, event.buckets),
+        buckets: event.buckets,
+    };
     if state.flags.is_set(tier.id) {
         state.funnel.bump(event_id, Step::SoldOutFlagged);
-        let mut response = ApiError::SoldOut.into_response();
-        response
-            .headers_mut()
-            .insert(REMAINING_HEADER, HeaderValue::from(0));
-        return Ok(response);
+        return Ok(sold_out());
     }
     if state.limiter.check().is_err() {
         state.funnel.bump(event_id, Step::RateLimited);
-        return Err(ApiError::Overloaded { retry_after_s: 1 });
+        return Err(ApiError::overloaded(1));
     }
 
     let attempt = Attempt {
         reservation_id: Uuid::now_v7(),
-        event_id,
         tier_id: tier.id,
         bucket,
         user_id: user.user_id,
@@ -99,7 +114,15 @@ async fn buy(
         token_exp: claims.exp,
         now,
     };
-    let (outcome, exhausted) = reserve_or_borrow(&state, &attempt, event.buckets).await?;
+    let (outcome, exhausted) = reserve_or_borrow(&state, &attempt).await?;
+    if matches!(outcome, Outcome::Reserved { .. } | Outcome::Replay { .. }) {
+        // A 202 is a promise: it waits until the replicas hold the reservation.
+        state
+            .replicas
+            .confirm(&state.redis.keys.bucket(bucket))
+            .await
+            .map_err(crate::sale::Error::from)?;
+    }
     match outcome {
         Outcome::Reserved { id, left } => {
             let mut response = (StatusCode::ACCEPTED, queued(id)).into_response();
@@ -110,55 +133,66 @@ async fn buy(
                 }
                 response
                     .headers_mut()
-                    .insert(REMAINING_HEADER, HeaderValue::from(left));
+                    .insert(header::REMAINING, HeaderValue::from(left));
             }
             Ok(response)
         }
         Outcome::Replay { id } => Ok((StatusCode::OK, queued(id)).into_response()),
         Outcome::SoldOut { left: 0 } if exhausted => {
             state.flags.set(event_id, tier.id, event.buckets);
-            let mut response = ApiError::SoldOut.into_response();
-            response
-                .headers_mut()
-                .insert(REMAINING_HEADER, HeaderValue::from(0));
-            Ok(response)
+            Ok(sold_out())
         }
         // Units remain in other buckets but kept being taken first.
-        Outcome::SoldOut { left: 0 } => Err(ApiError::Overloaded { retry_after_s: 1 }),
-        Outcome::SoldOut { left } => Err(ApiError::SoldOutPartly { left }),
-        Outcome::LimitExceeded { held } => Err(ApiError::LimitExceeded {
-            limit: event.per_user_limit,
-            held,
-        }),
+        Outcome::SoldOut { left: 0 } => Err(ApiError::overloaded(1)),
+        Outcome::SoldOut { left } => Err(ApiError::refused(
+            ErrorCode::SoldOut,
+            format!("only {left} left in this tier"),
+        )),
+        Outcome::LimitExceeded { held } => Err(ApiError::refused(
+            ErrorCode::LimitExceeded,
+            format!(
+                "at most {} per person; you already hold {held}",
+                event.per_user_limit
+            ),
+        )),
     }
 }
 
+/// `sold_out`, telling the edge that nothing is left.
+fn sold_out() -> Response {
+    let mut response = ApiError::from(ErrorCode::SoldOut).into_response();
+    response
+        .headers_mut()
+        .insert(header::REMAINING, HeaderValue::from(0));
+    response
+}
+
 /// Reserves in the buyer's bucket; if it is short and the tier has other
-/// buckets, moves units over from the fullest one and tries again. The flag is
-/// true when every bucket of the tier was found empty.
-async fn reserve_or_borrow(
-    state: &AppState,
-    attempt: &Attempt,
-    buckets: u32,
-) -> ApiResult<(Outcome, bool)> {
+/// buckets, moves units over from the fullest one that answers and tries
+/// again. The flag is true when every bucket of the tier was found empty; a
+/// bucket whose node did not answer is not known to be empty.
+async fn reserve_or_borrow(state: &AppState, attempt: &Attempt) -> ApiResult<(Outcome, bool)> {
     let mut outcome = reserve::reserve(&state.redis, attempt).await?;
-    if buckets == 1 {
+    if attempt.bucket.buckets <= 1 {
         return Ok((outcome, true));
     }
     for _ in 0..3 {
         if !matches!(outcome, Outcome::SoldOut { .. }) {
             break;
         }
-        let moved = rebalance::borrow(
+        let borrowed = transfer::borrow(
             &state.redis,
-            attempt.event_id,
-            attempt.tier_id,
-            buckets,
+            &state.replicas,
             attempt.bucket,
+            attempt.tier_id,
             attempt.quantity,
         )
         .await?;
-        if moved == 0 {
+        if borrowed.moved == 0 {
+            if borrowed.unreachable > 0 {
+                // Some stock sits on a node failing over: not sold out yet.
+                return Err(ApiError::overloaded(1));
+            }
             return Ok((outcome, true));
         }
         outcome = reserve::reserve(&state.redis, attempt).await?;
@@ -180,46 +214,6 @@ impl<S: Send + Sync> FromRequestParts<S> for EdgeAdmission {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get(ADMIT_HEADER).cloned()))
+        Ok(Self(parts.headers.get(header::ADMIT).cloned()))
     }
-}
-
-/// The edge's `X-Rushgate-Admit` must be authentic and bound to this request.
-fn check_admission(
-    state: &AppState,
-    header: Option<&HeaderValue>,
-    path: &str,
-    user_id: i64,
-    now: i64,
-) -> ApiResult<()> {
-    let admitted = header
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| state.keys.verify_signature::<AdmissionClaims>(v).ok())
-        .is_some_and(|claims| claims.admits("POST", path, user_id, now));
-    if admitted {
-        Ok(())
-    } else {
-        Err(ApiError::NotAdmittedByEdge)
-    }
-}
-
-/// The purchase token must be authentic, unexpired, for this event and this user.
-fn check_token(
-    state: &AppState,
-    event_id: i64,
-    token: &str,
-    user_id: i64,
-    now: i64,
-) -> ApiResult<PurchaseClaims> {
-    let claims: PurchaseClaims = state.keys.verify(token, now).map_err(|e| match e {
-        TokenError::BadSignature => ApiError::BadSignature,
-        TokenError::Expired => ApiError::UrlExpired,
-    })?;
-    if event_id != claims.event_id {
-        return Err(ApiError::BadSignature);
-    }
-    if claims.user_id != user_id {
-        return Err(ApiError::WrongUser);
-    }
-    Ok(claims)
 }

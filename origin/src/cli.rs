@@ -1,4 +1,4 @@
-//! Command line: `serve`, `worker`, `migrate`, `user add`, `stock rebuild`, `demo`. Each command reads its
+//! Command line: `serve`, `worker`, `migrate`, `user add`, `stock rebuild`, `openapi`, `demo`. Each command reads its
 //! configuration from flags or `RUSHGATE_*` variables and runs to completion.
 
 use std::io::BufRead as _;
@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::app::{self, AppState};
 use crate::config::{Config, Environment, StoreConfig};
 use crate::demo;
+use crate::sale::Replicas;
 use crate::store::{db, redis::Redis};
 use crate::telemetry::LogConfig;
 use crate::users::{self, Password, Username};
@@ -57,6 +58,9 @@ pub enum Command {
     /// Manage the live stock in Redis.
     #[command(subcommand)]
     Stock(StockCommand),
+    /// Print the OpenAPI description of the HTTP API (as served at
+    /// `/api/openapi.json`; docs/openapi.json is this output).
+    Openapi,
     /// Seed demo users and a demo sale (refused in production).
     Demo {
         #[command(flatten)]
@@ -110,6 +114,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             role,
             store,
         }) => add_user(&store, &username, role).await,
+        Command::Openapi => {
+            println!("{}", app::openapi_document().to_pretty_json()?);
+            Ok(())
+        }
         Command::Stock(StockCommand::Rebuild { event, store }) => {
             rebuild_stock(&store, event).await
         }
@@ -124,10 +132,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let pool = db::connect(&store.database_url, 2).await?;
             db::migrate(&pool).await?;
-            let redis =
-                Redis::connect(&store.redis_url, &store.redis_prefix, store.redis_timeout())
-                    .await?;
-            demo::seed(&pool, &redis, opens_in_s).await
+            let redis = store.redis().await?;
+            let replicas = store.replicas().await?;
+            demo::seed(&pool, &redis, &replicas, opens_in_s).await
         }
     }
 }
@@ -143,9 +150,21 @@ async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {
     let store = &config.store;
     let pool = db::connect(&store.database_url, store.db_max_connections).await?;
     db::migrate(&pool).await?;
-    let redis =
-        Redis::connect(&store.redis_url, &store.redis_prefix, store.redis_timeout()).await?;
-    let state = AppState::new(config.app, keys, pool.clone(), redis.clone());
+    let redis = store.redis().await?;
+    let replicas = store.replicas().await?;
+    let state = AppState::new(
+        config.app,
+        keys,
+        pool.clone(),
+        redis.clone(),
+        replicas.clone(),
+    );
+    // Sessions revoked while this process was down are refused from the start.
+    state
+        .revocations
+        .sync(&redis, time::OffsetDateTime::now_utc().unix_timestamp())
+        .await
+        .context("reading revoked sessions")?;
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
@@ -157,6 +176,7 @@ async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {
             &tracker,
             pool,
             redis,
+            replicas,
             Some(state.flags.clone()),
             &config.worker,
             &shutdown,
@@ -174,11 +194,11 @@ async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {
 async fn work(store: &StoreConfig, config: &WorkerConfig) -> anyhow::Result<()> {
     let pool = db::connect(&store.database_url, store.db_max_connections).await?;
     db::migrate(&pool).await?;
-    let redis =
-        Redis::connect(&store.redis_url, &store.redis_prefix, store.redis_timeout()).await?;
+    let redis = store.redis().await?;
+    let replicas = store.replicas().await?;
     let shutdown = app::shutdown_on_signal();
     let tracker = TaskTracker::new();
-    start_workers(&tracker, pool, redis, None, config, &shutdown).await?;
+    start_workers(&tracker, pool, redis, replicas, None, config, &shutdown).await?;
     tracker.close();
     tracker.wait().await;
     Ok(())
@@ -188,7 +208,8 @@ async fn start_workers(
     tracker: &TaskTracker,
     pool: sqlx::PgPool,
     redis: Redis,
-    flags: Option<crate::soldout::SoldOutFlags>,
+    replicas: Replicas,
+    flags: Option<crate::sale::soldout::SoldOutFlags>,
     config: &WorkerConfig,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
@@ -197,24 +218,25 @@ async fn start_workers(
             OrderWorker::new(
                 pool.clone(),
                 redis.clone(),
+                replicas.clone(),
                 worker::consumer_name(),
                 std::time::Duration::from_millis(config.claim_idle_ms),
             )
         })
         .collect();
-    let sweeper = Sweeper::new(pool, redis, flags);
+    let sweeper = Sweeper::new(pool, redis, replicas, flags);
     worker::spawn_workers(tracker, orders, sweeper, config, shutdown);
     Ok(())
 }
 
 async fn rebuild_stock(store: &StoreConfig, event_id: i64) -> anyhow::Result<()> {
     let pool = db::connect(&store.database_url, 2).await?;
-    let redis =
-        Redis::connect(&store.redis_url, &store.redis_prefix, store.redis_timeout()).await?;
+    let redis = store.redis().await?;
+    let replicas = store.replicas().await?;
     let event = crate::events::repo::get(&pool, event_id)
         .await?
         .with_context(|| format!("no event {event_id}"))?;
-    let done = crate::stock::rebuild(&pool, &redis, &event).await?;
+    let done = crate::sale::rebuild::rebuild(&pool, &redis, &replicas, &event).await?;
     println!(
         "event {event_id}: {} bucket(s) rebuilt, {} still had their stock",
         done.rebuilt, done.present

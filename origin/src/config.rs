@@ -41,16 +41,30 @@ impl std::str::FromStr for Secret {
 /// Connections to Redis and PostgreSQL.
 #[derive(Debug, Clone, Args)]
 pub struct StoreConfig {
-    /// Redis connection URL.
+    /// Redis connection URL; with `RUSHGATE_REDIS_CLUSTER`, seed nodes of the
+    /// cluster separated by commas.
     #[arg(
         long,
         env = "RUSHGATE_REDIS_URL",
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
+    /// Redis is a Redis Cluster: use the cluster client.
+    #[arg(long, env = "RUSHGATE_REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub redis_cluster: bool,
     /// Key namespace, so several deployments or test runs can share one Redis.
     #[arg(long, env = "RUSHGATE_REDIS_PREFIX", default_value = "rg")]
     pub redis_prefix: String,
+    /// Replicas that must confirm a write before it counts (a reservation before
+    /// its 202, a stream entry before its order row, a release before its
+    /// outbox row is done): 0 without replicas, 1 on a Redis Cluster with a
+    /// replica per master.
+    #[arg(long, env = "RUSHGATE_REDIS_REPLICAS", default_value_t = 0)]
+    pub redis_replicas: u32,
+    /// How long to wait for those replicas, ms; past it the request answers
+    /// 503 and the write stays on the master (retrying finds it).
+    #[arg(long, env = "RUSHGATE_REDIS_REPLICA_WAIT_MS", default_value_t = 250)]
+    pub redis_replica_wait_ms: u64,
     /// Upper bound on one Redis command, in milliseconds; past it the request
     /// answers 503 instead of hanging.
     #[arg(long, env = "RUSHGATE_REDIS_TIMEOUT_MS", default_value_t = 500)]
@@ -70,6 +84,37 @@ pub struct StoreConfig {
 impl StoreConfig {
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// Confirmation on replicas as configured, over a connection of its own.
+    pub async fn replicas(&self) -> anyhow::Result<crate::sale::Replicas> {
+        if self.redis_replicas == 0 {
+            return Ok(crate::sale::Replicas::none());
+        }
+        let wait = Duration::from_millis(self.redis_replica_wait_ms);
+        let redis = crate::store::redis::Redis::connect(
+            &self.redis_url,
+            self.redis_cluster,
+            &self.redis_prefix,
+            self.redis_timeout() + wait,
+        )
+        .await?;
+        Ok(crate::sale::Replicas::new(
+            redis.conn,
+            self.redis_replicas,
+            wait,
+        ))
+    }
+
+    /// Connects to Redis (a single node or the cluster) as configured.
+    pub async fn redis(&self) -> anyhow::Result<crate::store::redis::Redis> {
+        crate::store::redis::Redis::connect(
+            &self.redis_url,
+            self.redis_cluster,
+            &self.redis_prefix,
+            self.redis_timeout(),
+        )
+        .await
     }
 }
 
@@ -134,6 +179,16 @@ pub struct AppConfig {
     /// Burst allowance of the `/buy` token bucket.
     #[arg(long, env = "RUSHGATE_BUY_BURST", default_value_t = 2_000)]
     pub buy_burst: u32,
+    /// Most `/buy` requests this process works on at once; one more is answered
+    /// 503 `overloaded` at once rather than queued. The limit in force adapts
+    /// below this (see `RUSHGATE_BUY_TARGET_MS`).
+    #[arg(long, env = "RUSHGATE_BUY_MAX_IN_FLIGHT", default_value_t = 128)]
+    pub buy_max_in_flight: usize,
+    /// Mean time of a purchase above which the process counts as short of
+    /// CPU and lowers its in-flight limit (and raises it back below), ms; 0
+    /// keeps the limit fixed at `RUSHGATE_BUY_MAX_IN_FLIGHT`.
+    #[arg(long, env = "RUSHGATE_BUY_TARGET_MS", default_value_t = 5)]
+    pub buy_target_ms: u64,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RUSHGATE_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
@@ -165,6 +220,10 @@ impl AppConfig {
         let keys =
             Keyring::from_hex(&self.signing_key.0, previous).map_err(ConfigError::BadSigningKey)?;
         Ok((keys, None))
+    }
+
+    pub fn buy_target(&self) -> Duration {
+        Duration::from_millis(self.buy_target_ms)
     }
 
     pub fn event_cache_refresh(&self) -> Duration {

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
 use crate::events::repo;
-use crate::stock;
+use crate::sale::{Replicas, stock};
 use crate::store::redis::Redis;
 use crate::users::{self, Password, Username};
 
@@ -20,7 +20,12 @@ fn random_password() -> String {
 
 /// Creates or resets the demo users and makes sure a demo sale is upcoming or
 /// open; prints what to log in with.
-pub async fn seed(pool: &PgPool, redis: &Redis, opens_in_s: i64) -> anyhow::Result<()> {
+pub async fn seed(
+    pool: &PgPool,
+    redis: &Redis,
+    replicas: &Replicas,
+    opens_in_s: i64,
+) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     let mut operator_id = 0;
     for (name, role) in [
@@ -88,7 +93,7 @@ pub async fn seed(pool: &PgPool, redis: &Redis, opens_in_s: i64) -> anyhow::Resu
             let event = repo::get(pool, id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("demo event vanished"))?;
-            stock::init(redis, &event).await?;
+            stock::init(redis, replicas, &event).await?;
             repo::transition(
                 pool,
                 id,

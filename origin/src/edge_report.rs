@@ -2,46 +2,47 @@
 //! edge, in batches. Authenticated like a forwarded purchase: an admission token
 //! for this path, signed with the shared key.
 
-use axum::Router;
+use std::collections::HashMap;
+
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use rushgate_core::api::{EDGE_REPORT_PATH, EdgeReport};
-use rushgate_core::token::AdmissionClaims;
+use futures::future::join_all;
+use rushgate_core::api::{EDGE_REPORT_MAX_BYTES, EDGE_REPORT_PATH, EdgeReport, header};
+use rushgate_core::attest;
 use time::OffsetDateTime;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
+use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::buy::ADMIT_HEADER;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(EDGE_REPORT_PATH, post(report))
+/// The edge cuts its reports to `EDGE_REPORT_MAX_BYTES`; they are accepted at
+/// that size whatever the general body limit, so a report is never refused
+/// for its size.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(report).layer(DefaultBodyLimit::max(EDGE_REPORT_MAX_BYTES)))
 }
 
+#[utoipa::path(post, path = EDGE_REPORT_PATH, tag = "operations", request_body = EdgeReport, params(("x-rushgate-admit" = String, Header, description = "the edge's admission token for this path and user 0")), responses((status = 204, description = "added to the funnel counters"), (status = 403, description = "`not_admitted_by_edge`", body = rushgate_core::ErrorBody), crate::openapi::Common))]
 async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(report): ApiJson<EdgeReport>,
 ) -> ApiResult<StatusCode> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let signed = headers
-        .get(ADMIT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| state.keys.verify_signature::<AdmissionClaims>(v).ok())
-        .is_some_and(|c| c.admits("POST", EDGE_REPORT_PATH, 0, now));
-    if !signed {
-        return Err(ApiError::NotAdmittedByEdge);
-    }
+    let admit = headers.get(header::ADMIT).and_then(|v| v.to_str().ok());
+    attest::verify(&state.keys, admit, "POST", EDGE_REPORT_PATH, 0, now)?;
     if report.events.len() > 1000 || report.visitors.len() > 1000 {
         return Err(ApiError::invalid(
             "events",
             "at most 1000 events per report",
         ));
     }
+    // An event's counters and visitors share its slot: one pipeline per event.
     let keys = &state.redis.keys;
-    let mut pipe = redis::pipe();
-    let mut any = false;
+    let mut pipes: HashMap<i64, redis::Pipeline> = HashMap::new();
     for counts in &report.events {
         let key = keys.funnel(counts.event_id);
         for (field, value) in [
@@ -53,20 +54,32 @@ async fn report(
             ("page_views", counts.page_views),
         ] {
             if value > 0 {
-                pipe.hincr(&key, field, value).ignore();
-                any = true;
+                pipes
+                    .entry(counts.event_id)
+                    .or_default()
+                    .hincr(&key, field, value)
+                    .ignore();
             }
         }
     }
     for (event_id, visitors) in &report.visitors {
         if !visitors.is_empty() {
-            pipe.pfadd(keys.visitors(*event_id), visitors).ignore();
-            any = true;
+            pipes
+                .entry(*event_id)
+                .or_default()
+                .pfadd(keys.visitors(*event_id), visitors)
+                .ignore();
         }
     }
-    if any {
-        pipe.query_async::<()>(&mut state.redis.conn.clone())
-            .await?;
-    }
+    // The edge sends the whole report again if any part fails; counters that
+    // did land then count twice, which a funnel tolerates better than a loss.
+    let writes = pipes.into_values().map(|pipe| {
+        let mut conn = state.redis.conn.clone();
+        async move { pipe.query_async::<()>(&mut conn).await }
+    });
+    join_all(writes)
+        .await
+        .into_iter()
+        .collect::<redis::RedisResult<()>>()?;
     Ok(StatusCode::NO_CONTENT)
 }

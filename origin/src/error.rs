@@ -1,64 +1,20 @@
-//! The origin's one error type. Each variant is an outcome a client can act on and
-//! maps to a code from the core error table; store failures become a logged 503
-//! (dependency down) or a generic 500 without internals.
+//! The origin's one error type: a refusal the client can act on — a code from
+//! the core error table with its message and extras, answered as it is — or an
+//! infrastructure failure, which becomes a logged 503 (a dependency is down) or
+//! a generic 500 without internals.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rushgate_core::event::FieldError;
 use rushgate_core::{ErrorBody, ErrorCode};
-use time::OffsetDateTime;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{message}")]
-    InvalidInput {
-        field: Option<String>,
-        message: String,
-    },
-    #[error("sign in first")]
-    Unauthenticated,
-    #[error("wrong username or password")]
-    BadCredentials,
-    #[error("your role may not do this")]
-    Forbidden,
-    #[error("no such {0}")]
-    NotFound(&'static str),
-    #[error("that username is taken")]
-    UsernameTaken,
-    #[error("{0}")]
-    InvalidState(String),
-    #[error("the sale has not opened yet")]
-    NotOpen { opens_at: OffsetDateTime },
-    #[error("sold out")]
-    SoldOut,
-    #[error("only {left} left in this tier")]
-    SoldOutPartly { left: i64 },
-    #[error("at most {limit} per person; you already hold {held}")]
-    LimitExceeded { limit: u32, held: i64 },
-    #[error("this purchase URL is not valid")]
-    BadSignature,
-    #[error("this purchase URL has expired; ask for a new one")]
-    UrlExpired,
-    #[error("this purchase URL belongs to someone else")]
-    WrongUser,
-    #[error("buy through the site, not the origin directly")]
-    NotAdmittedByEdge,
-    #[error("the payment window has passed")]
-    Expired,
-    #[error("the payment was declined")]
-    PaymentDeclined,
-    #[error("the sale is closed")]
-    Closed,
-    #[error("request body is too large")]
-    PayloadTooLarge,
-    #[error("send JSON with Content-Type: application/json")]
-    UnsupportedMediaType,
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    #[error("too many requests, try again shortly")]
-    Overloaded { retry_after_s: u64 },
+    /// A refusal: its code, message and extras go to the client as they are.
+    #[error("{}: {}", .0.error, .0.message)]
+    Refused(Box<ErrorBody>),
     #[error("a dependency is unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
@@ -68,61 +24,62 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidInput {
-            field: Some(field.into()),
-            message: message.into(),
-        }
+    /// A refusal with `code` and a message more specific than the default.
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody::new(code, message).into()
     }
 
-    fn code(&self) -> ErrorCode {
+    /// 400 `invalid_input` naming the field at fault.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody::new(ErrorCode::InvalidInput, message)
+            .with_field(field)
+            .into()
+    }
+
+    /// 400 `invalid_input`, naming the field at fault when it is known.
+    pub fn invalid_input(field: Option<String>, message: impl Into<String>) -> Self {
+        let body = ErrorBody::new(ErrorCode::InvalidInput, message);
+        match field {
+            Some(field) => body.with_field(field),
+            None => body,
+        }
+        .into()
+    }
+
+    /// 404 `not_found` for a kind of thing (`"event"`, `"order"`).
+    pub fn not_found(what: &str) -> Self {
+        Self::refused(ErrorCode::NotFound, format!("no such {what}"))
+    }
+
+    /// 409 `invalid_state` saying why.
+    pub fn invalid_state(message: impl Into<String>) -> Self {
+        Self::refused(ErrorCode::InvalidState, message)
+    }
+
+    /// 503 `overloaded`: try again in `retry_after_s`.
+    pub fn overloaded(retry_after_s: u64) -> Self {
+        ErrorBody::from(ErrorCode::Overloaded)
+            .with_retry_after(retry_after_s)
+            .into()
+    }
+
+    /// The code the client sees.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidInput { .. } => ErrorCode::InvalidInput,
-            Self::Unauthenticated => ErrorCode::Unauthenticated,
-            Self::BadCredentials => ErrorCode::BadCredentials,
-            Self::Forbidden => ErrorCode::Forbidden,
-            Self::NotFound(_) => ErrorCode::NotFound,
-            Self::UsernameTaken => ErrorCode::UsernameTaken,
-            Self::InvalidState(_) => ErrorCode::InvalidState,
-            Self::NotOpen { .. } => ErrorCode::NotOpen,
-            Self::SoldOut | Self::SoldOutPartly { .. } => ErrorCode::SoldOut,
-            Self::LimitExceeded { .. } => ErrorCode::LimitExceeded,
-            Self::BadSignature => ErrorCode::BadSignature,
-            Self::UrlExpired => ErrorCode::UrlExpired,
-            Self::WrongUser => ErrorCode::WrongUser,
-            Self::NotAdmittedByEdge => ErrorCode::NotAdmittedByEdge,
-            Self::Expired => ErrorCode::Expired,
-            Self::PaymentDeclined => ErrorCode::PaymentDeclined,
-            Self::Closed => ErrorCode::Closed,
-            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
-            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
-            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            Self::Overloaded { .. } | Self::Unavailable(_) => ErrorCode::Overloaded,
+            Self::Refused(body) => body.error,
+            Self::Unavailable(_) => ErrorCode::Overloaded,
             Self::Database(e) if is_unavailable(e) => ErrorCode::Overloaded,
             Self::Database(_) | Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
-    fn body(&self) -> ErrorBody {
-        let code = self.code();
-        let message = match code {
-            ErrorCode::Internal => "internal error".to_owned(),
-            ErrorCode::Overloaded => {
-                "busy or temporarily unavailable, try again shortly".to_owned()
-            }
-            _ => self.to_string(),
-        };
-        let body = ErrorBody::new(code, message);
+    fn body(self) -> ErrorBody {
         match self {
-            Self::InvalidInput {
-                field: Some(field), ..
-            } => body.with_field(field.clone()),
-            Self::NotOpen { opens_at } => body.with_opens_at(*opens_at),
-            Self::Overloaded { retry_after_s } => body.with_retry_after(*retry_after_s),
-            Self::Unavailable(_) | Self::Database(_) if code == ErrorCode::Overloaded => {
-                body.with_retry_after(1)
-            }
-            _ => body,
+            Self::Refused(body) => *body,
+            other => match other.code() {
+                ErrorCode::Overloaded => ErrorBody::from(ErrorCode::Overloaded).with_retry_after(1),
+                code => ErrorBody::from(code),
+            },
         }
     }
 }
@@ -135,17 +92,36 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
     )
 }
 
+impl From<ErrorCode> for ApiError {
+    /// A refusal with the code's default message.
+    fn from(code: ErrorCode) -> Self {
+        ErrorBody::from(code).into()
+    }
+}
+
+impl From<ErrorBody> for ApiError {
+    fn from(body: ErrorBody) -> Self {
+        Self::Refused(Box::new(body))
+    }
+}
+
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
-        Self::InvalidInput {
-            field: Some(e.field),
-            message: e.message,
-        }
+        Self::invalid(e.field, e.message)
     }
 }
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
+        Self::Unavailable(e.into())
+    }
+}
+
+impl From<crate::sale::Error> for ApiError {
+    /// Redis did not answer, or its replicas did not confirm a write in time:
+    /// either way the client retries, and the same purchase URL finds what
+    /// was held.
+    fn from(e: crate::sale::Error) -> Self {
         Self::Unavailable(e.into())
     }
 }
@@ -167,10 +143,10 @@ pub fn respond(body: &ErrorBody) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match self.code() {
-            ErrorCode::Internal => tracing::error!(error = ?self, "request failed"),
-            ErrorCode::Overloaded => tracing::warn!(error = ?self, "dependency unavailable"),
-            _ => {}
+        match (&self, self.code()) {
+            (Self::Refused(_), _) => {}
+            (_, ErrorCode::Overloaded) => tracing::warn!(error = ?self, "dependency unavailable"),
+            _ => tracing::error!(error = ?self, "request failed"),
         }
         respond(&self.body())
     }

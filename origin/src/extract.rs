@@ -5,13 +5,15 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{StatusCode, header, request::Parts};
-use rushgate_core::Role;
+use rushgate_core::api::is_json_object;
 use rushgate_core::token::SessionClaims;
+use rushgate_core::{Keyring, Role};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use rushgate_core::ErrorCode;
 
 /// A JSON body: `Content-Type: application/json`, within the size cap, and of the
 /// right shape, or a 4xx naming what is wrong.
@@ -29,7 +31,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::from(ErrorCode::UnsupportedMediaType));
         }
         let bytes = Bytes::from_request(req, state)
             .await
@@ -58,36 +60,81 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge
+        ApiError::from(ErrorCode::PayloadTooLarge)
     } else {
-        ApiError::InvalidInput {
-            field: None,
-            message: "could not read the request body".into(),
-        }
+        ApiError::refused(ErrorCode::InvalidInput, "could not read the request body")
     }
 }
 
 /// Parses JSON, naming the path of the first offending field. The fast parser
 /// runs first; only a body it refuses is parsed again to find the field.
+/// Strings with a NUL character are refused here, for every endpoint: no text
+/// column of PostgreSQL can store one.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = field_with_nul(bytes) {
+        return Err(ApiError::invalid_input(
+            field,
+            "must not contain the NUL character (\\u0000)",
+        ));
+    }
+    if !is_json_object(bytes) {
+        return Err(ApiError::refused(
+            ErrorCode::InvalidInput,
+            "the body must be a JSON object",
+        ));
+    }
     if let Ok(value) = serde_json::from_slice(bytes) {
         return Ok(value);
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let not_json = || ApiError::refused(ErrorCode::InvalidInput, "body is not valid JSON");
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let message = match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "body is not valid JSON".to_owned()
-            }
-            _ => strip_position(&inner.to_string()),
-        };
-        ApiError::InvalidInput {
-            field: (path != "." && !path.is_empty()).then_some(path),
-            message,
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => not_json(),
+            _ => ApiError::invalid_input(
+                (path != "." && !path.is_empty()).then_some(path),
+                strip_position(&inner.to_string()),
+            ),
         }
-    })
+    })?;
+    // The fast parser refused it; a value followed by anything is not JSON.
+    de.end().map_err(|_| not_json())?;
+    Ok(value)
+}
+
+/// `Some(path)` if a string (or key) of the JSON document holds NUL; the path is
+/// `None` for the document itself. JSON can only carry NUL escaped, so bodies
+/// without `\u0000` in them are passed over without parsing.
+fn field_with_nul(bytes: &[u8]) -> Option<Option<String>> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    fn find(value: &serde_json::Value, path: &str) -> Option<String> {
+        let join = |key: &str| match path {
+            "" => key.to_owned(),
+            _ => format!("{path}.{key}"),
+        };
+        match value {
+            serde_json::Value::String(s) => s.contains('\0').then(|| path.to_owned()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| find(v, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+                if k.contains('\0') {
+                    Some(path.to_owned())
+                } else {
+                    find(v, &join(k))
+                }
+            }),
+            _ => None,
+        }
+    }
+    let path = find(&value, "")?;
+    Some((!path.is_empty()).then_some(path))
 }
 
 /// serde_json appends "at line L column C"; people need the field, not the column.
@@ -130,7 +177,7 @@ impl AuthUser {
         if self.role.manages_events() {
             Ok(self)
         } else {
-            Err(ApiError::Forbidden)
+            Err(ApiError::from(ErrorCode::Forbidden))
         }
     }
 
@@ -139,7 +186,7 @@ impl AuthUser {
         if self.role.reviews_events() {
             Ok(self)
         } else {
-            Err(ApiError::Forbidden)
+            Err(ApiError::from(ErrorCode::Forbidden))
         }
     }
 }
@@ -158,6 +205,11 @@ pub fn session_token(parts: &Parts) -> Option<&str> {
     rushgate_core::session::token(authorization, cookies)
 }
 
+/// The authentic, unexpired session a request carries, revoked or not.
+pub fn session_claims(parts: &Parts, keys: &Keyring, now: i64) -> Option<SessionClaims> {
+    keys.verify(session_token(parts)?, now).ok()
+}
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
@@ -165,11 +217,10 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = session_token(parts).ok_or(ApiError::Unauthenticated)?;
-        let claims: SessionClaims = state
-            .keys
-            .verify(token, OffsetDateTime::now_utc().unix_timestamp())
-            .map_err(|_| ApiError::Unauthenticated)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = session_claims(parts, &state.keys, now)
+            .filter(|c| !state.revocations.is_revoked(&c.sid))
+            .ok_or(ApiError::from(ErrorCode::Unauthenticated))?;
         Ok(Self {
             user_id: claims.user_id,
             role: claims.role,

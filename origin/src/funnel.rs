@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use futures::future::join_all;
+
 use crate::store::redis::Redis;
 
 #[derive(Default)]
@@ -48,48 +50,44 @@ impl FunnelCounters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds the counts gathered since the last flush to Redis. On failure the
-    /// counts are put back, so nothing is lost.
+    /// Adds the counts gathered since the last flush to Redis, one pipeline
+    /// per event (its counters are one slot). Counts whose write failed are
+    /// put back, so nothing is lost.
     pub async fn flush(&self, redis: &Redis) -> redis::RedisResult<()> {
         let events: Vec<(i64, Arc<Counts>)> = match self.0.read() {
             Ok(m) => m.iter().map(|(k, v)| (*k, v.clone())).collect(),
             Err(_) => return Ok(()),
         };
-        let mut taken = Vec::new();
-        let mut pipe = redis::pipe();
-        let mut any = false;
-        for (event_id, counts) in events {
+        let writes = events.into_iter().filter_map(|(event_id, counts)| {
             let values = [
-                ("forwarded", counts.forwarded.swap(0, Ordering::Relaxed)),
-                (
-                    "rate_limited",
-                    counts.rate_limited.swap(0, Ordering::Relaxed),
-                ),
-                (
-                    "sold_out_flagged",
-                    counts.sold_out_flagged.swap(0, Ordering::Relaxed),
-                ),
+                counts.forwarded.swap(0, Ordering::Relaxed),
+                counts.rate_limited.swap(0, Ordering::Relaxed),
+                counts.sold_out_flagged.swap(0, Ordering::Relaxed),
             ];
-            for (field, value) in values {
+            if values.iter().all(|v| *v == 0) {
+                return None;
+            }
+            let mut pipe = redis::pipe();
+            let key = redis.keys.funnel(event_id);
+            for (field, value) in ["forwarded", "rate_limited", "sold_out_flagged"]
+                .into_iter()
+                .zip(values)
+            {
                 if value > 0 {
-                    pipe.hincr(redis.keys.funnel(event_id), field, value)
-                        .ignore();
-                    any = true;
+                    pipe.hincr(&key, field, value).ignore();
                 }
             }
-            taken.push((counts, values));
-        }
-        if !any {
-            return Ok(());
-        }
-        if let Err(e) = pipe.query_async::<()>(&mut redis.conn.clone()).await {
-            for (counts, [(_, f), (_, r), (_, s)]) in taken {
-                counts.forwarded.fetch_add(f, Ordering::Relaxed);
-                counts.rate_limited.fetch_add(r, Ordering::Relaxed);
-                counts.sold_out_flagged.fetch_add(s, Ordering::Relaxed);
-            }
-            return Err(e);
-        }
-        Ok(())
+            Some(async move {
+                let written = pipe.query_async::<()>(&mut redis.conn.clone()).await;
+                if written.is_err() {
+                    let [f, r, s] = values;
+                    counts.forwarded.fetch_add(f, Ordering::Relaxed);
+                    counts.rate_limited.fetch_add(r, Ordering::Relaxed);
+                    counts.sold_out_flagged.fetch_add(s, Ordering::Relaxed);
+                }
+                written
+            })
+        });
+        join_all(writes).await.into_iter().collect()
     }
 }

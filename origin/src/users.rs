@@ -5,6 +5,7 @@ use sqlx::PgPool;
 
 use crate::auth::password;
 use crate::error::ApiError;
+use rushgate_core::ErrorCode;
 
 /// A username that passed the rules: 3–32 of `a-z A-Z 0-9 _ . -`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +87,7 @@ pub async fn create(
     .bind(role.as_str())
     .fetch_optional(pool)
     .await?;
-    id.ok_or(ApiError::UsernameTaken)
+    id.ok_or(ApiError::from(ErrorCode::UsernameTaken))
 }
 
 /// Creates a user or, if the name exists, resets its password and role.

@@ -1,98 +1,44 @@
-// The whole system for browser tests, on free loopback ports: a private
-// redis-server, a fresh PostgreSQL database, the rushgate-origin binary and the
-// built edge under wrangler dev. Users are made with the real CLI and API.
+// The whole system for browser tests, started by the launcher (rushgate-dev up):
+// a private redis-server, a fresh PostgreSQL database, the rushgate-origin
+// binary and the built edge under workerd, on free loopback ports. Staff are
+// made with the real CLI, customers through the API.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, openSync, rmSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { createInterface } from "node:readline";
 import path from "node:path";
 
 const root = path.resolve(import.meta.dirname, "../..");
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
-
-function start(name, command, args, options, log) {
-  const out = openSync(log, "w");
-  const child = spawn(command, args, { ...options, detached: true, stdio: ["pipe", out, out] });
-  child.name = name;
-  child.log = log;
-  return child;
-}
-
-function stop(child) {
-  try { process.kill(-child.pid, "SIGTERM"); } catch { /* already gone */ }
-}
-
-async function ready(url, child, seconds) {
-  const until = Date.now() + seconds * 1000;
-  for (;;) {
-    try {
-      const r = await fetch(url);
-      if (r.ok) return;
-    } catch { /* not yet */ }
-    if (child.exitCode !== null) throw new Error(`${child.name} exited:\n${readFileSync(child.log, "utf8")}`);
-    if (Date.now() > until) throw new Error(`${child.name} not ready in ${seconds}s:\n${readFileSync(child.log, "utf8")}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const bins = path.join(process.env.CARGO_TARGET_DIR || path.join(root, "target"), "debug");
 
 export async function startStack() {
-  const dir = mkdtempSync(path.join(tmpdir(), "rushgate-browser-"));
-  const children = [];
-  const [redisPort, originPort, edgePort, inspectorPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const key = randomBytes(32).toString("hex");
-  const base = process.env.DATABASE_URL;
-  if (!base) throw new Error("DATABASE_URL is not set (scripts/test.sh sets it)");
-  const dbUrl = `${base.slice(0, base.lastIndexOf("/"))}/rg_browser_${randomBytes(6).toString("hex")}`;
-  const bin = process.env.RUSHGATE_ORIGIN_BIN ||
-    path.join(process.env.CARGO_TARGET_DIR || path.join(root, "target"), "debug", "rushgate-origin");
-
-  children.push(start("redis-server", "redis-server",
-    ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {}, path.join(dir, "redis.log")));
+  const launcher = spawn(path.join(bins, "rushgate-dev"),
+    ["up", "--edge", "workerd", "--edge-var", "EVENT_CACHE_TTL_S=1"],
+    { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const described = await new Promise((resolve, reject) => {
+    createInterface({ input: launcher.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+    launcher.once("exit", (code) => reject(new Error(`rushgate-dev exited with ${code}`)));
+  });
   const env = {
     ...process.env,
-    RUSHGATE_BIND: `127.0.0.1:${originPort}`,
-    RUSHGATE_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    RUSHGATE_DATABASE_URL: dbUrl,
-    RUSHGATE_SIGNING_KEY: key,
+    RUSHGATE_REDIS_URL: described.redis_url,
+    RUSHGATE_REDIS_PREFIX: described.redis_prefix,
+    RUSHGATE_DATABASE_URL: described.database_url,
+    RUSHGATE_SIGNING_KEY: described.signing_key,
     RUSHGATE_LOG: "warn",
   };
-  const origin = start("rushgate-origin", bin, ["serve"], { env }, path.join(dir, "origin.log"));
-  children.push(origin);
-  const originUrl = `http://127.0.0.1:${originPort}`;
-  const edge = start("wrangler dev", path.join(root, "node_modules/.bin/wrangler"), [
-    "dev", "--config", "wrangler.toml", "--ip", "127.0.0.1", "--port", String(edgePort),
-    "--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", "warn",
-    "--persist-to", path.join(dir, "wrangler"),
-    "--var", `ORIGIN_URL:${originUrl}`, "--var", `SIGNING_KEY:${key}`, "--var", "EVENT_CACHE_TTL_S:1",
-  ], { cwd: root, env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" } }, path.join(dir, "wrangler.log"));
-  children.push(edge);
-
   const stack = {
-    edge: `http://127.0.0.1:${edgePort}`,
-    origin: originUrl,
-    dir,
+    edge: described.edge,
+    origin: described.origins[0],
+    dir: described.dir,
     async stop() {
-      children.forEach(stop);
-      rmSync(dir, { recursive: true, force: true });
+      launcher.kill("SIGTERM");
+      await new Promise((resolve) => launcher.exitCode !== null ? resolve() : launcher.once("exit", resolve));
     },
   };
   try {
-    await ready(`${originUrl}/readyz`, origin, 90);
-    await ready(`${stack.edge}/api/time`, edge, 120);
-    // Staff are made the way an operator bootstraps them: the CLI.
-    stack.admin = await addUser(bin, env, "admin", dir);
-    stack.operator = await addUser(bin, env, "operator", dir);
+    const bin = path.join(bins, "rushgate-origin");
+    stack.admin = await addUser(bin, env, "admin");
+    stack.operator = await addUser(bin, env, "operator");
   } catch (e) {
     await stack.stop();
     throw e;
@@ -100,13 +46,15 @@ export async function startStack() {
   return stack;
 }
 
-async function addUser(bin, env, role, dir) {
+async function addUser(bin, env, role) {
   const username = `${role}-${randomBytes(3).toString("hex")}`;
   const password = randomBytes(12).toString("hex");
-  const child = start("user add", bin, ["user", "add", "--username", username, "--role", role], { env }, path.join(dir, `user-${username}.log`));
+  const child = spawn(bin, ["user", "add", "--username", username, "--role", role], { env, stdio: ["pipe", "ignore", "pipe"] });
+  let errors = "";
+  child.stderr.on("data", (chunk) => { errors += chunk; });
   child.stdin.end(`${password}\n`);
   const code = await new Promise((resolve) => child.on("exit", resolve));
-  if (code !== 0) throw new Error(`user add failed: ${readFileSync(child.log, "utf8")}`);
+  if (code !== 0) throw new Error(`user add failed: ${errors}`);
   return { username, password };
 }
 

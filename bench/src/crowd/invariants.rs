@@ -11,7 +11,6 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -23,8 +22,6 @@ pub struct Checked {
 }
 
 pub async fn check(
-    client: &reqwest::Client,
-    origin: &str,
     sale: &Sale,
     db: &PgPool,
     held: &HashSet<Uuid>,
@@ -72,18 +69,11 @@ pub async fn check(
         violations.push(format!("user {user} holds {units} > {per_user_limit}"));
     }
 
-    let stats: Value = client
-        .get(format!("{origin}/api/admin/events/{}/stats", sale.event_id))
-        .bearer_auth(&sale.admin)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let stats = sale.admin.stats(sale.event_id).await?;
     let mut units_sold = 0;
-    for tier in stats["tiers"].as_array().cloned().unwrap_or_default() {
-        let n = |f: &str| tier[f].as_i64().unwrap_or(0);
+    for tier in &stats.tiers {
         let (total, remaining, reserved, paid) =
-            (n("stock_total"), n("remaining"), n("reserved"), n("paid"));
+            (tier.stock_total, tier.remaining, tier.reserved, tier.paid);
         units_sold += reserved + paid;
         if reserved + paid > total {
             violations.push(format!(

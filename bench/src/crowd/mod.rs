@@ -14,19 +14,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rushgate_core::token::SessionClaims;
+use rushgate_client::Client;
+use rushgate_core::event::{AdmissionInput, AutoMode, EventInput, TierInput};
 use rushgate_core::{Keyring, Role};
 use serde::Serialize;
-use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::provision::bench_users;
+use crate::provision::{Access, bench_users, session};
 use crate::stats::{self, EndpointReport, Recorder};
 use user::Ending;
 
@@ -46,12 +46,8 @@ pub struct CrowdArgs {
     /// The origin, for provisioning, admin stats and bots that skip the edge.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub origin: String,
-    #[arg(long, env = "RUSHGATE_DATABASE_URL")]
-    pub database_url: String,
-    #[arg(long, env = "RUSHGATE_SIGNING_KEY", hide_env_values = true)]
-    pub signing_key: String,
-    #[arg(long, env = "RUSHGATE_ENV", default_value = "development")]
-    pub environment: String,
+    #[command(flatten)]
+    pub access: Access,
     #[arg(long, default_value_t = 2000)]
     pub users: u32,
     #[arg(long, default_value_t = 50)]
@@ -100,13 +96,14 @@ pub struct Sale {
     pub tier_id: i64,
     pub opens_at: OffsetDateTime,
     pub users: Vec<(i64, String)>,
-    admin: String,
+    admin: Client,
 }
 
 /// What every simulated buyer shares.
 pub struct Shared {
-    pub client: reqwest::Client,
-    pub target: String,
+    /// A client of the target (the edge, or an origin), not signed in.
+    pub client: Client,
+    /// The origin, when the target is the edge (bots go there directly too).
     pub origin: Option<String>,
     pub recorder: Recorder,
     pub quantity: i64,
@@ -148,83 +145,60 @@ pub struct Report {
     pub violations: Vec<String>,
 }
 
-fn session(keys: &Keyring, user_id: i64, role: Role) -> String {
-    keys.sign(&SessionClaims {
-        user_id,
-        role,
-        exp: OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600,
-    })
-}
-
-fn admission(spec: &str) -> anyhow::Result<Value> {
+fn admission(spec: &str) -> anyhow::Result<AdmissionInput> {
     if spec == "auto" {
-        return Ok(json!({"mode": "auto"}));
+        return Ok(AdmissionInput {
+            rounds: None,
+            mode: Some(AutoMode::Auto),
+        });
     }
     let rounds: Vec<f64> = spec
         .split(',')
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
         .context("--admission: comma-separated probabilities or `auto`")?;
-    Ok(json!({ "rounds": rounds }))
+    Ok(AdmissionInput {
+        rounds: Some(rounds),
+        mode: None,
+    })
 }
 
 /// Creates the buyers and an approved sale opening `opens_in_s` from now.
 pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow::Result<Sale> {
-    ensure!(
-        args.environment != "production",
-        "the crowd simulator refuses RUSHGATE_ENV=production"
-    );
     let run = format!("crowd{}", hex::encode(rand::random::<[u8; 4]>()));
     let staff = bench_users(db, &format!("{run}-admin"), 1, Role::Admin).await?[0];
-    let admin = session(keys, staff, Role::Admin);
+    let admin = Client::new(&args.origin).as_user(session(keys, staff, Role::Admin));
     let ids = bench_users(db, &run, args.users, Role::Customer).await?;
     let users = ids
         .iter()
         .map(|id| (*id, session(keys, *id, Role::Customer)))
         .collect();
 
-    let client = reqwest::Client::new();
     let now = OffsetDateTime::now_utc();
     let opens_at = now + time::Duration::seconds(args.opens_in_s);
-    let fmt = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
+    let input = EventInput {
+        name: format!("{run} sale"),
+        venue: String::new(),
+        description: String::new(),
+        visible_at: now - time::Duration::minutes(1),
+        opens_at,
+        closes_at: opens_at + time::Duration::hours(2),
+        per_user_limit: args.per_user_limit,
+        per_order_limit: Some(args.quantity.min(args.per_user_limit)),
+        payment_window_s: None,
+        dedup_window_s: Some(i64::from(args.dedup_window_s)),
+        admission: Some(admission(&args.admission)?),
+        buckets: None,
+        tiers: vec![TierInput {
+            name: "GA".into(),
+            price_cents: 2500,
+            stock: args.stock,
+        }],
     };
-    let post = |path: String, body: Value| {
-        let request = client
-            .post(format!("{}{path}", args.origin))
-            .bearer_auth(&admin)
-            .json(&body);
-        async move {
-            let response = request.send().await?;
-            let status = response.status();
-            let body: Value = response.json().await?;
-            ensure!(status.is_success(), "{path}: {status} {body}");
-            Ok::<_, anyhow::Error>(body)
-        }
-    };
-    let event = post(
-        "/api/admin/events".into(),
-        json!({
-            "name": format!("{run} sale"),
-            "visible_at": fmt(now - time::Duration::minutes(1)),
-            "opens_at": fmt(opens_at),
-            "closes_at": fmt(opens_at + time::Duration::hours(2)),
-            "per_user_limit": args.per_user_limit,
-            "per_order_limit": args.quantity.min(args.per_user_limit),
-            "dedup_window_s": args.dedup_window_s,
-            "admission": admission(&args.admission)?,
-            "tiers": [{"name": "GA", "price_cents": 2500, "stock": args.stock}],
-        }),
-    )
-    .await?;
-    let event_id = event["id"].as_i64().context("event id")?;
-    let tier_id = event["tiers"][0]["id"].as_i64().context("tier id")?;
-    post(format!("/api/admin/events/{event_id}/submit"), json!({})).await?;
-    post(format!("/api/admin/events/{event_id}/approve"), json!({})).await?;
+    let event = admin.approved_event(&admin, &input).await?;
     Ok(Sale {
-        event_id,
-        tier_id,
+        event_id: event.id,
+        tier_id: event.tiers[0].id,
         opens_at,
         users,
         admin,
@@ -232,36 +206,20 @@ pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow:
 }
 
 /// `/buy` requests the origin has served (its Prometheus counter).
-async fn origin_buys(client: &reqwest::Client, origin: &str) -> anyhow::Result<u64> {
-    let text = client
-        .get(format!("{origin}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.starts_with("rushgate_http_requests_total{")
-                && l.contains("route=\"/buy/{event_id}/{token}\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64)
+async fn origin_buys(origin: &Client) -> anyhow::Result<u64> {
+    Ok(origin.route_requests("/buy/{event_id}/{token}").await?)
 }
 
 pub async fn run(args: &CrowdArgs) -> anyhow::Result<Report> {
-    let keys = Keyring::from_hex(&args.signing_key, None).context("RUSHGATE_SIGNING_KEY")?;
-    let db = PgPool::connect(&args.database_url)
-        .await
-        .context("connecting to PostgreSQL")?;
+    let (db, keys) = args.access.open().await?;
     let sale = Arc::new(provision(args, &db, &keys).await?);
-    let client = reqwest::Client::builder()
+    let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency.max(64))
         .timeout(Duration::from_secs(30))
         .build()?;
+    let origin = Client::with_http(http.clone(), &args.origin);
     let shared = Arc::new(Shared {
-        client: client.clone(),
-        target: args.target.trim_end_matches('/').to_owned(),
+        client: Client::with_http(http, &args.target),
         origin: (args.origin != args.target).then(|| args.origin.trim_end_matches('/').to_owned()),
         recorder: Recorder::default(),
         quantity: args.quantity,
@@ -270,7 +228,7 @@ pub async fn run(args: &CrowdArgs) -> anyhow::Result<Report> {
         held: Mutex::new(HashSet::new()),
         sold_out_answers: AtomicU64::new(0),
     });
-    let buys_before = origin_buys(&client, &args.origin).await?;
+    let buys_before = origin_buys(&origin).await?;
 
     let total = sale.users.len();
     let bots = ((total as f64) * args.bots.clamp(0.0, 1.0)).round() as usize;
@@ -318,19 +276,8 @@ pub async fn run(args: &CrowdArgs) -> anyhow::Result<Report> {
 
     let held: HashSet<Uuid> = shared.held.lock().map(|h| h.clone()).unwrap_or_default();
     let told_sold_out = shared.sold_out_answers.load(Ordering::Relaxed) > 0;
-    let check = invariants::check(
-        &client,
-        &args.origin,
-        &sale,
-        &db,
-        &held,
-        told_sold_out,
-        args.per_user_limit,
-    )
-    .await?;
-    let origin_buy_requests = origin_buys(&client, &args.origin)
-        .await?
-        .saturating_sub(buys_before);
+    let check = invariants::check(&sale, &db, &held, told_sold_out, args.per_user_limit).await?;
+    let origin_buy_requests = origin_buys(&origin).await?.saturating_sub(buys_before);
     let count = |e: Ending| endings.iter().filter(|x| **x == e).count() as u64;
     Ok(Report {
         event_id: sale.event_id,

@@ -5,10 +5,12 @@
 //! in the wild: hammering `/buy` every few milliseconds, replaying someone else's
 //! URL, going straight to the origin.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use rushgate_client::{Bought, Client, Error};
+use rushgate_core::ErrorCode;
+use rushgate_core::api::OrderStatus;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -25,77 +27,47 @@ pub enum Ending {
     GaveUp,
 }
 
-/// An answer: status, JSON body (or null).
-struct Answer {
-    status: StatusCode,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.body["error"].as_str().unwrap_or("")
-    }
-
-    fn retry_after(&self) -> Duration {
-        Duration::from_secs(
-            self.body["retry_after_s"]
-                .as_u64()
-                .unwrap_or(1)
-                .clamp(1, 30),
-        )
-    }
-}
-
-async fn call(
+/// Times a call and records its outcome: `ok` for a success, else the status
+/// and error code (`"429 not_admitted"`, `"503 not JSON"`, `"no answer"`).
+async fn call<T>(
     shared: &Shared,
     endpoint: Endpoint,
-    request: reqwest::RequestBuilder,
-) -> Option<Answer> {
+    ok: impl Fn(&T) -> &'static str,
+    request: impl Future<Output = rushgate_client::Result<T>>,
+) -> rushgate_client::Result<T> {
     let started = Instant::now();
-    let result = request.send().await;
-    let (outcome, answer) = match result {
-        Ok(response) => {
-            let status = response.status();
-            let body = response.json::<Value>().await.ok();
-            let outcome = match body.as_ref().map(|b| b["error"].as_str()) {
-                Some(Some(code)) => format!("{} {code}", status.as_u16()),
-                Some(None) => status.as_u16().to_string(),
-                // Neither rushgate's edge nor its origin answers anything but JSON.
-                None => format!("{} not JSON", status.as_u16()),
-            };
-            let body = body.unwrap_or(Value::Null);
-            (outcome, Some(Answer { status, body }))
-        }
-        Err(_) => ("no answer".to_owned(), None),
+    let result = request.await;
+    let outcome = match &result {
+        Ok(value) => ok(value).to_owned(),
+        Err(e) => e.outcome(),
     };
     shared
         .recorder
         .record(endpoint, started.elapsed(), &outcome);
-    answer
+    result
 }
 
-fn at(value: &Value) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(
-        value.as_str()?,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok()
+fn ok200<T>(_: &T) -> &'static str {
+    "200"
+}
+
+fn bought(b: &Bought) -> &'static str {
+    if b.replay { "200" } else { "202" }
+}
+
+/// How long an answer asks to wait, 1–30 s.
+fn retry_after(e: &Error) -> Duration {
+    let seconds = e.body().and_then(|b| b.retry_after_s).unwrap_or(1);
+    Duration::from_secs(seconds.clamp(1, 30))
 }
 
 /// Server time minus local time, measured at the midpoint of a round trip.
-async fn clock_offset(shared: &Shared) -> time::Duration {
+async fn clock_offset(shared: &Shared, client: &Client) -> time::Duration {
     let before = OffsetDateTime::now_utc();
-    let answer = call(
-        shared,
-        Endpoint::Time,
-        shared.client.get(format!("{}/api/time", shared.target)),
-    )
-    .await;
+    let answer = call(shared, Endpoint::Time, ok200, client.time()).await;
     let after = OffsetDateTime::now_utc();
     let midpoint = before + (after - before) / 2;
-    answer
-        .and_then(|a| at(&a.body["now"]))
-        .map_or(time::Duration::ZERO, |server| server - midpoint)
+    answer.map_or(time::Duration::ZERO, |t| t.now - midpoint)
 }
 
 /// Sleeps until the server clock reads `instant`.
@@ -108,16 +80,14 @@ async fn until_server_time(instant: OffsetDateTime, offset: time::Duration) {
 }
 
 pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
-    let token = &sale.users[user].1;
-    let offset = clock_offset(shared).await;
+    let client = shared.client.as_user(&sale.users[user].1);
+    let offset = clock_offset(shared, &client).await;
     let visitor = format!("v{user}");
-    call(
+    let _ = call(
         shared,
         Endpoint::Event,
-        shared.client.get(format!(
-            "{}/api/events/{}?view={visitor}",
-            shared.target, sale.event_id
-        )),
+        ok200,
+        client.view_event(sale.event_id, &visitor),
     )
     .await;
     // People do not all click in the same millisecond.
@@ -125,86 +95,93 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
     until_server_time(sale.opens_at + jitter, offset).await;
 
     let deadline = Instant::now() + shared.max_duration;
-    let Some(url) = purchase_url(shared, sale, token, deadline).await else {
+    let Some(url) = purchase_url(shared, sale, &client, deadline).await else {
         return Ending::SoldOut;
     };
 
     let mut retry_token: Option<String> = None;
+    // A 503 or no answer may come after the units were held (e.g. Redis's
+    // replicas did not confirm in time); a later refusal then checks the
+    // orders, as the page does.
+    let mut unsure = false;
     let reservation = loop {
         if Instant::now() > deadline {
             return Ending::GaveUp;
         }
-        let mut request = shared
-            .client
-            .post(format!("{}{url}", shared.target))
-            .bearer_auth(token)
-            .json(&json!({"tier_id": sale.tier_id, "quantity": shared.quantity}));
-        if let Some(retry) = &retry_token {
-            request = request.header("x-retry-token", retry);
-        }
-        let Some(answer) = call(shared, Endpoint::Buy, request).await else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        match (answer.status.as_u16(), answer.code()) {
-            (200 | 202, _) => {
-                let Some(id) = answer.body["reservation_id"]
-                    .as_str()
-                    .and_then(|s| Uuid::parse_str(s).ok())
-                else {
-                    return Ending::GaveUp;
-                };
-                shared.held(id);
-                break id;
+        let attempt = client.buy(&url, sale.tier_id, shared.quantity, retry_token.as_deref());
+        match call(shared, Endpoint::Buy, bought, attempt).await {
+            Ok(b) => {
+                shared.held(b.reservation.reservation_id);
+                break b.reservation.reservation_id;
             }
-            (429, "not_admitted") => {
-                retry_token = answer.body["retry_token"].as_str().map(str::to_owned);
-                tokio::time::sleep(answer.retry_after()).await;
-            }
-            (429, _) | (503, _) => tokio::time::sleep(answer.retry_after()).await,
-            (409, _) => {
-                shared.told_sold_out();
-                return Ending::SoldOut;
-            }
-            (403, "limit_exceeded") => return Ending::LimitReached,
-            _ => return Ending::GaveUp,
+            Err(e) => match e.code() {
+                Some(ErrorCode::NotAdmitted) => {
+                    retry_token = e.body().and_then(|b| b.retry_token.clone());
+                    tokio::time::sleep(retry_after(&e)).await;
+                }
+                Some(ErrorCode::SoldOut | ErrorCode::LimitExceeded)
+                    if unsure
+                        && let Some(id) = live_order(shared, &client, sale.event_id).await =>
+                {
+                    shared.held(id);
+                    break id;
+                }
+                Some(ErrorCode::SoldOut) => {
+                    shared.told_sold_out();
+                    return Ending::SoldOut;
+                }
+                Some(ErrorCode::LimitExceeded) => return Ending::LimitReached,
+                Some(ErrorCode::DuplicateRequest | ErrorCode::Overloaded) | None => {
+                    unsure |= e.status().is_none_or(|s| s.as_u16() == 503);
+                    tokio::time::sleep(retry_after(&e)).await;
+                }
+                _ => return Ending::GaveUp,
+            },
         }
     };
-    settle(shared, token, reservation, deadline).await
+    settle(shared, &client, reservation, deadline).await
+}
+
+/// The user's live order of the sale, if there is one.
+async fn live_order(shared: &Shared, client: &Client, event_id: i64) -> Option<Uuid> {
+    let orders = call(shared, Endpoint::Order, ok200, client.my_orders()).await;
+    orders.ok()?.orders.into_iter().find_map(|o| {
+        let live = matches!(
+            o.status,
+            OrderStatus::Queued | OrderStatus::AwaitingPayment | OrderStatus::Paid
+        );
+        (o.event_id == event_id && live).then_some(o.id)
+    })
 }
 
 /// Asks for a purchase URL, waiting out `not_open`; `None` if sold out or closed.
 async fn purchase_url(
     shared: &Shared,
     sale: &Sale,
-    token: &str,
+    client: &Client,
     deadline: Instant,
 ) -> Option<String> {
     loop {
         let answer = call(
             shared,
             Endpoint::PurchaseUrl,
-            shared
-                .client
-                .post(format!(
-                    "{}/api/events/{}/purchase-url",
-                    shared.target, sale.event_id
-                ))
-                .bearer_auth(token),
+            ok200,
+            client.purchase_url(sale.event_id),
         )
         .await;
         match answer {
-            Some(a) if a.status == StatusCode::OK => {
-                return a.body["url"].as_str().map(str::to_owned);
-            }
-            Some(a) if a.code() == "sold_out" => {
+            Ok(issued) => return Some(issued.url),
+            Err(e) if e.code() == Some(ErrorCode::SoldOut) => {
                 shared.told_sold_out();
                 return None;
             }
-            Some(a) if a.code() == "not_open" || a.status.as_u16() == 503 => {
+            Err(e)
+                if e.code() == Some(ErrorCode::NotOpen)
+                    || e.status().is_some_and(|s| s.as_u16() == 503) =>
+            {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            _ => return None,
+            Err(_) => return None,
         }
         if Instant::now() > deadline {
             return None;
@@ -213,20 +190,11 @@ async fn purchase_url(
 }
 
 /// Polls the order until it is written, then pays with the configured probability.
-async fn settle(shared: &Shared, token: &str, id: Uuid, deadline: Instant) -> Ending {
-    let order_url = format!("{}/api/orders/{id}", shared.target);
+async fn settle(shared: &Shared, client: &Client, id: Uuid, deadline: Instant) -> Ending {
     loop {
-        let answer = call(
-            shared,
-            Endpoint::Order,
-            shared.client.get(&order_url).bearer_auth(token),
-        )
-        .await;
-        match answer
-            .as_ref()
-            .map(|a| a.body["status"].as_str().unwrap_or(""))
-        {
-            Some("awaiting_payment") => break,
+        let order = call(shared, Endpoint::Order, ok200, client.order(id)).await;
+        match order.map(|o| o.status) {
+            Ok(OrderStatus::AwaitingPayment) => break,
             _ if Instant::now() > deadline => return Ending::Held,
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -234,18 +202,9 @@ async fn settle(shared: &Shared, token: &str, id: Uuid, deadline: Instant) -> En
     if rand::random::<f64>() >= shared.pay_probability {
         return Ending::Held;
     }
-    let paid = call(
-        shared,
-        Endpoint::Pay,
-        shared
-            .client
-            .post(format!("{order_url}/pay"))
-            .bearer_auth(token),
-    )
-    .await;
-    match paid {
-        Some(a) if a.status == StatusCode::OK => Ending::Paid,
-        _ => Ending::Held,
+    match call(shared, Endpoint::Pay, ok200, client.pay(id)).await {
+        Ok(_) => Ending::Paid,
+        Err(_) => Ending::Held,
     }
 }
 
@@ -254,45 +213,40 @@ async fn settle(shared: &Shared, token: &str, id: Uuid, deadline: Instant) -> En
 /// at the origin, until it holds something, is told sold out or runs out of
 /// attempts.
 pub async fn bot(shared: &Shared, sale: &Sale, user: usize, period: Duration) -> Ending {
-    let token = &sale.users[user].1;
-    let offset = clock_offset(shared).await;
+    let client = shared.client.as_user(&sale.users[user].1);
+    let offset = clock_offset(shared, &client).await;
     until_server_time(sale.opens_at, offset).await;
     let deadline = Instant::now() + shared.max_duration;
-    let Some(url) = purchase_url(shared, sale, token, deadline).await else {
+    let Some(url) = purchase_url(shared, sale, &client, deadline).await else {
         return Ending::SoldOut;
     };
-    let stolen = sale.users[(user + 1) % sale.users.len()].1.clone();
+    let stolen = shared
+        .client
+        .as_user(&sale.users[(user + 1) % sale.users.len()].1);
+    let direct = shared.origin.as_ref().map(|origin| client.at(origin));
     for attempt in 0..200u32 {
-        let (base, who) = match attempt % 10 {
-            3 => (&shared.target, stolen.as_str()),
-            7 => (
-                shared.origin.as_ref().unwrap_or(&shared.target),
-                token.as_str(),
-            ),
-            _ => (&shared.target, token.as_str()),
+        let who = match attempt % 10 {
+            3 => &stolen,
+            7 => direct.as_ref().unwrap_or(&client),
+            _ => &client,
         };
-        let request = shared
-            .client
-            .post(format!("{base}{url}"))
-            .bearer_auth(who)
-            .json(&json!({"tier_id": sale.tier_id, "quantity": shared.quantity}));
-        if let Some(answer) = call(shared, Endpoint::Buy, request).await {
-            match answer.status.as_u16() {
-                200 | 202 => {
-                    if let Some(id) = answer.body["reservation_id"]
-                        .as_str()
-                        .and_then(|s| Uuid::parse_str(s).ok())
-                    {
-                        shared.held(id);
-                        return Ending::Held;
-                    }
-                }
-                409 => {
-                    shared.told_sold_out();
-                    return Ending::SoldOut;
-                }
-                _ => {}
+        let answer = call(
+            shared,
+            Endpoint::Buy,
+            bought,
+            who.buy(&url, sale.tier_id, shared.quantity, None),
+        )
+        .await;
+        match answer {
+            Ok(b) => {
+                shared.held(b.reservation.reservation_id);
+                return Ending::Held;
             }
+            Err(e) if e.code() == Some(ErrorCode::SoldOut) => {
+                shared.told_sold_out();
+                return Ending::SoldOut;
+            }
+            Err(_) => {}
         }
         if Instant::now() > deadline {
             break;

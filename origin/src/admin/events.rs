@@ -2,36 +2,39 @@
 //! reject or cancel. Approval writes the stock to Redis before the status flips,
 //! so an approved event always has its stock.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use rushgate_core::ErrorBody;
 use rushgate_core::api::{AdminEventList, EventStatus, EventView, ReviewNote};
 use rushgate_core::event::{EventInput, EventSpec};
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::events::repo::{self, EventRecord};
 use crate::events::view;
 use crate::extract::{ApiJson, AuthUser, Id, OptionalJson};
-use crate::stock;
+use crate::sale::stock;
+use rushgate_core::ErrorCode;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/events", post(create).get(list))
-        .route("/api/admin/events/{id}", get(detail).put(update))
-        .route("/api/admin/events/{id}/submit", post(submit))
-        .route("/api/admin/events/{id}/approve", post(approve))
-        .route("/api/admin/events/{id}/reject", post(reject))
-        .route("/api/admin/events/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(detail, update))
+        .routes(routes!(submit))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(cancel))
 }
 
 /// The event as the console sees it, fresh from PostgreSQL.
 async fn render(state: &AppState, id: i64) -> ApiResult<Json<EventView>> {
     let event = repo::get(&state.db, id)
         .await?
-        .ok_or(ApiError::NotFound("event"))?;
+        .ok_or(ApiError::not_found("event"))?;
     let remaining = stock::remaining(&state.redis, &[&event]).await?;
     Ok(Json(view::full(
         &event,
@@ -45,13 +48,14 @@ pub(super) async fn managed(state: &AppState, user: AuthUser, id: i64) -> ApiRes
     let user = user.manager()?;
     let event = repo::get(&state.db, id)
         .await?
-        .ok_or(ApiError::NotFound("event"))?;
+        .ok_or(ApiError::not_found("event"))?;
     if event.owner_id != user.user_id && !user.role.reviews_events() {
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::from(ErrorCode::Forbidden));
     }
     Ok(event)
 }
 
+#[utoipa::path(post, path = "/api/admin/events", tag = "console", security(("bearer" = []), ("cookie" = [])), request_body = EventInput, responses((status = 201, description = "a draft owned by the caller", body = EventView), (status = 403, description = "`forbidden`: customers", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -64,6 +68,7 @@ async fn create(
     Ok((StatusCode::CREATED, render(&state, id).await?))
 }
 
+#[utoipa::path(get, path = "/api/admin/events", tag = "console", security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "admins: every event; operators: their own", body = AdminEventList), (status = 403, description = "`forbidden`: customers", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
 async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<AdminEventList>> {
     let user = user.manager()?;
     let owner = (!user.role.reviews_events()).then_some(user.user_id);
@@ -78,6 +83,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<A
     Ok(Json(AdminEventList { events }))
 }
 
+#[utoipa::path(get, path = "/api/admin/events/{id}", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, body = EventView), crate::openapi::Managed, crate::openapi::Common))]
 async fn detail(
     State(state): State<AppState>,
     user: AuthUser,
@@ -87,6 +93,7 @@ async fn detail(
     render(&state, id).await
 }
 
+#[utoipa::path(put, path = "/api/admin/events/{id}", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body = EventInput, responses((status = 200, description = "a draft, or a rejected event back to draft", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn update(
     State(state): State<AppState>,
     user: AuthUser,
@@ -96,14 +103,15 @@ async fn update(
     managed(&state, user, id).await?;
     let spec = EventSpec::parse(&input)?;
     if !repo::update(&state.db, id, &spec).await? {
-        return Err(ApiError::InvalidState(
-            "only draft or rejected events can be edited".into(),
+        return Err(ApiError::invalid_state(
+            "only draft or rejected events can be edited",
         ));
     }
     state.events.invalidate(id).await;
     render(&state, id).await
 }
 
+#[utoipa::path(post, path = "/api/admin/events/{id}/submit", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "draft → pending_review", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn submit(
     State(state): State<AppState>,
     user: AuthUser,
@@ -120,6 +128,7 @@ async fn submit(
     .await
 }
 
+#[utoipa::path(post, path = "/api/admin/events/{id}/approve", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body(content = Option<ReviewNote>, description = "an optional note (at most 1000 characters); an empty body is no note"), responses((status = 200, description = "pending_review → approved, with its stock in Redis", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn approve(
     State(state): State<AppState>,
     user: AuthUser,
@@ -127,22 +136,35 @@ async fn approve(
     OptionalJson(note): OptionalJson<ReviewNote>,
 ) -> ApiResult<Json<EventView>> {
     let user = user.reviewer()?;
+    let note = checked_note(note)?;
     let event = managed(&state, user, id).await?;
     if event.status != EventStatus::PendingReview {
         return Err(wrong_status(event.status, "approved"));
     }
-    stock::init(&state.redis, &event).await?;
-    let note = checked_note(note)?;
-    move_status(
-        &state,
+    // The status change holds the event's row until the stock is in Redis: if
+    // Redis fails, nothing is approved; a concurrent approval waits, then finds
+    // the event approved. Stock written by an approval whose commit then failed
+    // belongs to an event nobody can buy from, and `stock::init` never
+    // overwrites (the next approval of the same tiers writes the same figures).
+    let mut tx = state.db.begin().await?;
+    let moved = repo::transition(
+        &mut *tx,
         id,
         &[EventStatus::PendingReview],
         EventStatus::Approved,
         note.as_deref(),
     )
-    .await
+    .await?;
+    if !moved {
+        drop(tx);
+        return Err(current_status_error(&state, id, EventStatus::Approved).await);
+    }
+    stock::init(&state.redis, &state.replicas, &event).await?;
+    tx.commit().await?;
+    changed(&state, id, EventStatus::Approved).await
 }
 
+#[utoipa::path(post, path = "/api/admin/events/{id}/reject", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body(content = Option<ReviewNote>, description = "an optional note (at most 1000 characters); an empty body is no note"), responses((status = 200, description = "pending_review → rejected", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn reject(
     State(state): State<AppState>,
     user: AuthUser,
@@ -162,6 +184,7 @@ async fn reject(
     .await
 }
 
+#[utoipa::path(post, path = "/api/admin/events/{id}/cancel", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "any status but cancelled → cancelled", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn cancel(
     State(state): State<AppState>,
     user: AuthUser,
@@ -194,7 +217,7 @@ fn checked_note(note: ReviewNote) -> ApiResult<Option<String>> {
 }
 
 fn wrong_status(status: EventStatus, target: &str) -> ApiError {
-    ApiError::InvalidState(format!(
+    ApiError::invalid_state(format!(
         "a {} event cannot be {target}",
         status.as_str().replace('_', " ")
     ))
@@ -208,12 +231,21 @@ async fn move_status(
     note: Option<&str>,
 ) -> ApiResult<Json<EventView>> {
     if !repo::transition(&state.db, id, from, to, note).await? {
-        let current = repo::get(&state.db, id)
-            .await?
-            .map(|e| e.status)
-            .ok_or(ApiError::NotFound("event"))?;
-        return Err(wrong_status(current, to.as_str()));
+        return Err(current_status_error(state, id, to).await);
     }
+    changed(state, id, to).await
+}
+
+/// The refusal for an event that was not in a status it could move to `to` from.
+async fn current_status_error(state: &AppState, id: i64, to: EventStatus) -> ApiError {
+    match repo::get(&state.db, id).await {
+        Ok(Some(event)) => wrong_status(event.status, to.as_str()),
+        Ok(None) => ApiError::not_found("event"),
+        Err(e) => e.into(),
+    }
+}
+
+async fn changed(state: &AppState, id: i64, to: EventStatus) -> ApiResult<Json<EventView>> {
     tracing::info!(event_id = id, status = to.as_str(), "event status changed");
     state.events.invalidate(id).await;
     render(state, id).await

@@ -3,10 +3,12 @@
 mod events;
 mod stats;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().merge(events::router()).merge(stats::router())
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(events::router())
+        .merge(stats::router())
 }

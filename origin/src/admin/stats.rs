@@ -2,28 +2,32 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use futures::future::join_all;
 use rushgate_core::api::{EventStats, Funnel, TierStats};
 use time::format_description::well_known::Rfc3339;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::events::repo::EventRecord;
 use crate::extract::{AuthUser, Id};
-use crate::orders::record::Reservation;
-use crate::stock;
+use crate::sale::Bucket;
+use crate::sale::record::Reservation;
+use crate::sale::stock;
 use crate::store::redis::Redis;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/events/{id}/stats", get(stats))
-        .route("/api/admin/events/{id}/orders.csv", get(orders_csv))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(stats))
+        .routes(routes!(orders_csv))
 }
 
+#[utoipa::path(get, path = "/api/admin/events/{id}/stats", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "units per tier and status, the admission funnel, page views", body = EventStats), crate::openapi::Managed, crate::openapi::Common))]
 async fn stats(
     State(state): State<AppState>,
     user: AuthUser,
@@ -47,7 +51,7 @@ pub async fn event_stats(state: &AppState, event: &EventRecord) -> ApiResult<Eve
         by_status.insert((*tier, status.as_str()), *units);
     }
     let remaining = stock::remaining(&state.redis, &[event]).await?;
-    let queued = queued_units(&state.redis, event).await?;
+    let buckets = per_bucket(&state.redis, event).await?;
     let tiers = event
         .tiers
         .iter()
@@ -58,54 +62,69 @@ pub async fn event_stats(state: &AppState, event: &EventRecord) -> ApiResult<Eve
                 name: t.name.clone(),
                 stock_total: i64::from(t.stock),
                 remaining: remaining.get(&t.id).copied().unwrap_or(0),
-                reserved: units("awaiting_payment") + queued.get(&t.id).copied().unwrap_or(0),
+                reserved: units("awaiting_payment")
+                    + buckets.queued.get(&t.id).copied().unwrap_or(0),
                 paid: units("paid"),
                 expired: units("expired"),
                 cancelled: units("cancelled"),
             }
         })
         .collect();
-    let (funnel, page_views) = funnel(&state.redis, event).await?;
-    let unique_visitors: i64 = redis::cmd("PFCOUNT")
-        .arg(state.redis.keys.visitors(event.id))
-        .query_async(&mut state.redis.conn.clone())
-        .await?;
+    // The event-wide counters, its visitors and its ledger share the event's slot.
+    let (event_counters, unique_visitors, ledger): (HashMap<String, i64>, i64, Option<String>) =
+        redis::pipe()
+            .hgetall(state.redis.keys.funnel(event.id))
+            .pfcount(state.redis.keys.visitors(event.id))
+            .get(state.redis.keys.ledger(event.id))
+            .query_async(&mut state.redis.conn.clone())
+            .await?;
+    let (funnel, page_views) = funnel([event_counters].into_iter().chain(buckets.funnels));
     Ok(EventStats {
         event_id: event.id,
         tiers,
         funnel,
         page_views,
         unique_visitors,
+        ledger: ledger.and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
-/// Units held by reservations not yet written to PostgreSQL, by tier.
-async fn queued_units(redis: &Redis, event: &EventRecord) -> redis::RedisResult<HashMap<i64, i64>> {
-    let mut pipe = redis::pipe();
-    for b in 0..event.buckets {
-        pipe.hvals(redis.keys.queued(event.id, b));
-    }
-    let values: Vec<Vec<String>> = pipe.query_async(&mut redis.conn.clone()).await?;
-    let mut units = HashMap::new();
-    for record in values
-        .iter()
-        .flatten()
-        .filter_map(|v| Reservation::parse(v))
-    {
-        *units.entry(record.tier_id).or_insert(0) += i64::from(record.quantity);
-    }
-    Ok(units)
+/// What an event's buckets hold besides stock.
+struct PerBucket {
+    /// Units held by reservations not yet written to PostgreSQL, by tier.
+    queued: HashMap<i64, i64>,
+    /// The counters the scripts keep in each bucket.
+    funnels: Vec<HashMap<String, i64>>,
 }
 
-/// The funnel: the event-wide counters (edge and origin flushes) plus what the
-/// scripts counted in each bucket; and the page views the edge counted.
-async fn funnel(redis: &Redis, event: &EventRecord) -> redis::RedisResult<(Funnel, i64)> {
-    let mut pipe = redis::pipe();
-    pipe.hgetall(redis.keys.funnel(event.id));
-    for b in 0..event.buckets {
-        pipe.hgetall(redis.keys.bucket_funnel(event.id, b));
+/// Reads every bucket at once, one round trip each (a bucket is one slot).
+async fn per_bucket(redis: &Redis, event: &EventRecord) -> redis::RedisResult<PerBucket> {
+    let reads = Bucket::all(event.id, event.buckets).map(|b| async move {
+        let keys = redis.keys.bucket(b);
+        redis::pipe()
+            .hvals(keys.queued())
+            .hgetall(keys.funnel())
+            .query_async::<(Vec<String>, HashMap<String, i64>)>(&mut redis.conn.clone())
+            .await
+    });
+    let mut out = PerBucket {
+        queued: HashMap::new(),
+        funnels: Vec::new(),
+    };
+    for read in join_all(reads).await {
+        let (records, funnel) = read?;
+        for record in records.iter().filter_map(|v| Reservation::parse(v)) {
+            *out.queued.entry(record.tier_id).or_insert(0) += i64::from(record.quantity);
+        }
+        out.funnels.push(funnel);
     }
-    let maps: Vec<HashMap<String, i64>> = pipe.query_async(&mut redis.conn.clone()).await?;
+    Ok(out)
+}
+
+/// The funnel, summed over the event-wide counters (edge and origin flushes)
+/// and what the scripts counted in each bucket; and the page views the edge
+/// counted.
+fn funnel(maps: impl Iterator<Item = HashMap<String, i64>>) -> (Funnel, i64) {
     let mut total: HashMap<String, i64> = HashMap::new();
     for map in maps {
         for (field, value) in map {
@@ -124,7 +143,7 @@ async fn funnel(redis: &Redis, event: &EventRecord) -> redis::RedisResult<(Funne
             + get("sold_out_flagged")
             + get("sold_out_edge"),
     };
-    Ok((funnel, get("page_views")))
+    (funnel, get("page_views"))
 }
 
 #[derive(sqlx::FromRow)]
@@ -141,6 +160,7 @@ struct Winner {
 }
 
 /// Paid and awaiting orders as CSV (the stock is small, so the export is too).
+#[utoipa::path(get, path = "/api/admin/events/{id}/orders.csv", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "paid and awaiting orders: order_id,user_id,username,tier,quantity,amount_cents,status,created_at,paid_at", content_type = "text/csv", body = String), crate::openapi::Managed, crate::openapi::Common))]
 async fn orders_csv(
     State(state): State<AppState>,
     user: AuthUser,

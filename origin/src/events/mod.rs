@@ -7,33 +7,36 @@ pub mod view;
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use rushgate_core::api::{EventList, EventView, PurchaseUrl, ServerTime};
-use rushgate_core::{ErrorCode, purchase};
+use rushgate_core::{ErrorBody, ErrorCode, purchase};
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthUser, Id};
-use crate::stock;
+use crate::sale::stock;
 use repo::EventRecord;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/time", get(server_time))
-        .route("/api/events", get(list))
-        .route("/api/events/{id}", get(detail))
-        .route("/api/events/{id}/purchase-url", post(purchase_url))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(server_time))
+        .routes(routes!(list))
+        .routes(routes!(detail))
+        .routes(routes!(purchase_url))
 }
 
+#[utoipa::path(get, path = "/api/time", tag = "events", responses((status = 200, description = "for countdown calibration", body = ServerTime)))]
 async fn server_time() -> Json<ServerTime> {
     Json(ServerTime {
         now: OffsetDateTime::now_utc(),
     })
 }
 
+#[utoipa::path(get, path = "/api/events", tag = "events", responses((status = 200, description = "approved events past `visible_at`, closed ones for a week after closing", body = EventList), crate::openapi::Common))]
 async fn list(State(state): State<AppState>) -> ApiResult<Json<EventList>> {
     let now = OffsetDateTime::now_utc();
     let all = state.events.public().await?;
@@ -64,9 +67,10 @@ async fn public_event(
         .get(id)
         .await?
         .filter(|e| e.is_public(now))
-        .ok_or(ApiError::NotFound("event"))
+        .ok_or(ApiError::not_found("event"))
 }
 
+#[utoipa::path(get, path = "/api/events/{id}", tag = "events", params(("id" = i64, Path, description = "event id"), ("view" = Option<String>, Query, description = "the event page's visitor id: the edge counts a page view")), responses((status = 200, body = EventView), (status = 404, description = "`not_found`: unknown, or not public", body = ErrorBody), crate::openapi::Common))]
 async fn detail(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<EventView>> {
     let now = OffsetDateTime::now_utc();
     let event = public_event(&state, id, now).await?;
@@ -74,6 +78,7 @@ async fn detail(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Eve
     Ok(Json(view::full(&event, now, &remaining)))
 }
 
+#[utoipa::path(post, path = "/api/events/{id}/purchase-url", tag = "events", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "a purchase URL for this user, once the sale is open", body = PurchaseUrl), (status = 403, description = "`not_open`, with `opens_at`", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`sold_out`", body = ErrorBody), (status = 410, description = "`closed`", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
 async fn purchase_url(
     State(state): State<AppState>,
     user: AuthUser,
@@ -84,12 +89,11 @@ async fn purchase_url(
     let remaining = stock::remaining(&state.redis, &[&event]).await?;
     let phase = event.phase(now, stock::total(&event, &remaining));
     purchase::check_phase(phase).map_err(|code| match code {
-        ErrorCode::NotOpen => ApiError::NotOpen {
-            opens_at: event.schedule.opens_at,
-        },
-        ErrorCode::SoldOut => ApiError::SoldOut,
-        ErrorCode::Closed => ApiError::Closed,
-        _ => ApiError::NotFound("event"),
+        ErrorCode::NotOpen => ErrorBody::from(code)
+            .with_opens_at(event.schedule.opens_at)
+            .into(),
+        ErrorCode::NotFound => ApiError::not_found("event"),
+        code => ApiError::from(code),
     })?;
     let issued = purchase::issue(
         &state.keys,

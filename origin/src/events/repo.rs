@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use rushgate_core::api::EventStatus;
-use rushgate_core::event::EventSpec;
+use rushgate_core::event::{Admission, EventSpec};
 use rushgate_core::{Phase, Schedule};
-use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor, PgPool};
 use time::OffsetDateTime;
 
@@ -22,7 +22,7 @@ pub struct EventRecord {
     pub per_order_limit: u32,
     pub payment_window_s: u32,
     pub dedup_window_s: u32,
-    pub admission: Value,
+    pub admission: Admission,
     pub buckets: u32,
     pub status: EventStatus,
     pub review_note: Option<String>,
@@ -77,7 +77,7 @@ struct EventRow {
     per_order_limit: i32,
     payment_window_s: i32,
     dedup_window_s: i32,
-    admission: Value,
+    admission: Json<Admission>,
     buckets: i32,
     status: String,
     review_note: Option<String>,
@@ -100,7 +100,7 @@ impl EventRow {
             per_order_limit: self.per_order_limit as u32,
             payment_window_s: self.payment_window_s as u32,
             dedup_window_s: self.dedup_window_s as u32,
-            admission: self.admission,
+            admission: self.admission.0,
             buckets: self.buckets as u32,
             status: EventStatus::parse(&self.status).unwrap_or(EventStatus::Draft),
             review_note: self.review_note,
@@ -190,7 +190,7 @@ pub async fn insert(pool: &PgPool, owner_id: i64, spec: &EventSpec) -> sqlx::Res
     .bind(spec.per_order_limit as i32)
     .bind(spec.payment_window_s as i32)
     .bind(spec.dedup_window_s as i32)
-    .bind(spec.admission.to_value())
+    .bind(Json(&spec.admission))
     .bind(spec.buckets as i32)
     .fetch_one(&mut *tx)
     .await?;
@@ -242,7 +242,7 @@ pub async fn update(pool: &PgPool, id: i64, spec: &EventSpec) -> sqlx::Result<bo
     .bind(spec.per_order_limit as i32)
     .bind(spec.payment_window_s as i32)
     .bind(spec.dedup_window_s as i32)
-    .bind(spec.admission.to_value())
+    .bind(Json(&spec.admission))
     .bind(spec.buckets as i32)
     .execute(&mut *tx)
     .await?
@@ -261,7 +261,7 @@ pub async fn update(pool: &PgPool, id: i64, spec: &EventSpec) -> sqlx::Result<bo
 
 /// Moves an event from one of `from` to `to`. Returns false if it was in none of them.
 pub async fn transition(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     id: i64,
     from: &[EventStatus],
     to: EventStatus,
@@ -276,7 +276,7 @@ pub async fn transition(
     .bind(&from)
     .bind(to.as_str())
     .bind(note)
-    .execute(pool)
+    .execute(conn)
     .await?
     .rows_affected();
     Ok(done == 1)

@@ -5,7 +5,7 @@ use rushgate_core::api::{EventSummary, EventView, TierView};
 use time::OffsetDateTime;
 
 use super::repo::EventRecord;
-use crate::stock::{self, Remaining};
+use crate::sale::stock::{self, Remaining};
 
 fn tiers(event: &EventRecord, remaining: &Remaining) -> Vec<TierView> {
     event

@@ -6,7 +6,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::record::Reservation;
+use crate::sale::record::Reservation;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct OrderRow {

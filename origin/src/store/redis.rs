@@ -1,16 +1,82 @@
-//! Redis: one multiplexed, self-reconnecting connection with bounded timeouts, and
-//! the key namespace every key goes through.
+//! Redis: one handle over a single node or a Redis Cluster — the same
+//! commands, scripts and pipelines either way — with bounded timeouts, and the
+//! key namespace every key goes through.
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use crate::sale::keys::{Bucket, BucketKeys};
 
 /// A handle on Redis: cheap to clone, shared by all requests.
 #[derive(Clone)]
 pub struct Redis {
-    pub conn: ConnectionManager,
+    pub conn: RedisConn,
     pub keys: KeySpace,
+}
+
+/// A connection to a single node (self-reconnecting) or to a cluster (routing
+/// each command to the master of its keys' slot, following failovers).
+#[derive(Clone)]
+pub enum RedisConn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+impl RedisConn {
+    /// Runs `cmd` on the master that owns `key`'s slot, whatever keys `cmd`
+    /// names (or none, as `WAIT`); on a single node, just runs it.
+    pub async fn on_node_of<T: redis::FromRedisValue>(
+        &mut self,
+        key: &str,
+        cmd: Cmd,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Self::Single(conn) => cmd.query_async(conn).await,
+            Self::Cluster(conn) => {
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                Ok(redis::from_redis_value(
+                    conn.route_command(cmd, routing).await?,
+                )?)
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Redis {
@@ -21,17 +87,43 @@ impl std::fmt::Debug for Redis {
 
 impl Redis {
     /// Connects with `timeout` bounding every command and connection attempt, so a
-    /// dead or slow Redis turns into an error instead of a hang.
-    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("parsing RUSHGATE_REDIS_URL")?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(timeout))
-            .set_connection_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .context("connecting to Redis")?;
+    /// dead or slow Redis turns into an error instead of a hang. With `cluster`,
+    /// `url` may list several seed nodes separated by commas.
+    pub async fn connect(
+        url: &str,
+        cluster: bool,
+        prefix: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let conn = if cluster {
+            let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
+            let client = ClusterClient::builder(seeds)
+                .response_timeout(timeout)
+                .connection_timeout(timeout)
+                .retries(2)
+                .min_retry_wait(20)
+                .max_retry_wait(200)
+                .build()
+                .context("parsing RUSHGATE_REDIS_URL (cluster seed nodes)")?;
+            RedisConn::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .context("connecting to the Redis Cluster")?,
+            )
+        } else {
+            let client = redis::Client::open(url).context("parsing RUSHGATE_REDIS_URL")?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(timeout))
+                .set_connection_timeout(Some(timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(200));
+            RedisConn::Single(
+                ConnectionManager::new_with_config(client, config)
+                    .await
+                    .context("connecting to Redis")?,
+            )
+        };
         Ok(Self {
             conn,
             keys: KeySpace::new(prefix),
@@ -44,34 +136,27 @@ impl Redis {
     }
 }
 
-/// Builds every Redis key under the deployment's prefix.
-///
-/// Keys of one event bucket share the hash tag `{e<event>:b<bucket>}`, so each
-/// script touches exactly one Redis Cluster slot:
+/// Builds every Redis key under the deployment's prefix. The keys of one event
+/// bucket are built by [`KeySpace::bucket`] (`sale::keys`); the rest are here:
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `P:{e:b}:stock:t<tier>` | string | units of the tier left in the bucket |
-/// | `P:{e:b}:users` | hash | user id → units held in the event |
-/// | `P:{e:b}:nonce:<hex>` | string | reservation id made with a purchase token |
-/// | `P:{e:b}:orders` | stream | reservations for the order worker |
-/// | `P:{e:b}:queued` | hash | reservation id → user id until its row exists |
-/// | `P:{e:b}:funnel` | hash | counters kept by the scripts |
-/// | `P:{e:b}:released:<order>` | string | marker: this order's units went back |
-/// | `P:{e:b}:transfers` | hash | units moving out of this bucket, until landed |
-/// | `P:{e:b}:landed:<transfer>` | string | marker: a transfer landed here |
-/// | `P:streams` | set | `<event>:<bucket>` of every bucket with a stream |
-/// | `P:funnel:e<event>` | hash | funnel counters flushed by origins and edges |
-/// | `P:visitors:e<event>` | HyperLogLog | visitor ids seen on the event's page |
+/// | `P:streams` | set | `<event>:<bucket>:<buckets>` of every bucket with a stream |
+/// | `P:{e<event>}:funnel` | hash | funnel counters flushed by origins and edges |
+/// | `P:{e<event>}:visitors` | HyperLogLog | visitor ids seen on the event's page |
+/// | `P:{e<event>}:ledger` | string | the last ledger check of the event's stock (JSON) |
+/// | `P:sessions:revoked` | stream | session ids revoked by logging out, until they expire |
 #[derive(Debug, Clone)]
 pub struct KeySpace {
     prefix: String,
+    tags: Arc<RwLock<HashMap<Bucket, Arc<str>>>>,
 }
 
 impl KeySpace {
     pub fn new(prefix: &str) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            tags: Arc::default(),
         }
     }
 
@@ -79,51 +164,24 @@ impl KeySpace {
         &self.prefix
     }
 
-    /// The common start of all keys of one event bucket.
-    pub fn bucket(&self, event_id: i64, bucket: u32) -> String {
-        format!("{}:{{e{event_id}:b{bucket}}}", self.prefix)
-    }
-
-    pub fn stock(&self, event_id: i64, bucket: u32, tier_id: i64) -> String {
-        format!("{}:stock:t{tier_id}", self.bucket(event_id, bucket))
-    }
-
-    pub fn users(&self, event_id: i64, bucket: u32) -> String {
-        format!("{}:users", self.bucket(event_id, bucket))
-    }
-
-    pub fn nonce(&self, event_id: i64, bucket: u32, nonce_hex: &str) -> String {
-        format!("{}:nonce:{nonce_hex}", self.bucket(event_id, bucket))
-    }
-
-    pub fn orders(&self, event_id: i64, bucket: u32) -> String {
-        format!("{}:orders", self.bucket(event_id, bucket))
-    }
-
-    pub fn queued(&self, event_id: i64, bucket: u32) -> String {
-        format!("{}:queued", self.bucket(event_id, bucket))
-    }
-
-    pub fn bucket_funnel(&self, event_id: i64, bucket: u32) -> String {
-        format!("{}:funnel", self.bucket(event_id, bucket))
-    }
-
-    pub fn released(&self, event_id: i64, bucket: u32, order: &uuid::Uuid) -> String {
-        format!(
-            "{}:released:{}",
-            self.bucket(event_id, bucket),
-            order.simple()
-        )
-    }
-
-    /// Transfers of units out of this bucket that have not landed yet.
-    pub fn transfers(&self, event_id: i64, bucket: u32) -> String {
-        format!("{}:transfers", self.bucket(event_id, bucket))
-    }
-
-    /// Marker: a transfer has landed in this bucket.
-    pub fn landed(&self, event_id: i64, bucket: u32, transfer: &str) -> String {
-        format!("{}:landed:{transfer}", self.bucket(event_id, bucket))
+    /// The keys of one event bucket, under its hash tag (found once per process).
+    pub fn bucket(&self, bucket: Bucket) -> BucketKeys {
+        let known = self
+            .tags
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&bucket)
+            .cloned();
+        let tag = known.unwrap_or_else(|| {
+            let tag: Arc<str> =
+                rushgate_core::bucket::tag(bucket.event_id, bucket.bucket, bucket.buckets).into();
+            self.tags
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(bucket, tag.clone());
+            tag
+        });
+        BucketKeys::new(&self.prefix, &tag)
     }
 
     /// The registry of event buckets that have an order stream.
@@ -133,38 +191,22 @@ impl KeySpace {
 
     /// Funnel counters of an event, flushed in batches.
     pub fn funnel(&self, event_id: i64) -> String {
-        format!("{}:funnel:e{event_id}", self.prefix)
+        format!("{}:{{e{event_id}}}:funnel", self.prefix)
     }
 
-    /// HyperLogLog of an event's visitors.
+    /// HyperLogLog of an event's visitors (the same slot as its funnel).
     pub fn visitors(&self, event_id: i64) -> String {
-        format!("{}:visitors:e{event_id}", self.prefix)
+        format!("{}:{{e{event_id}}}:visitors", self.prefix)
     }
 
-    /// A key outside any bucket.
-    pub fn global(&self, name: &str) -> String {
-        format!("{}:{name}", self.prefix)
-    }
-}
-
-/// One event bucket, as listed in the stream registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BucketRef {
-    pub event_id: i64,
-    pub bucket: u32,
-}
-
-impl BucketRef {
-    pub fn member(self) -> String {
-        format!("{}:{}", self.event_id, self.bucket)
+    /// The last reconciliation of an event's stock (`sale::ledger`).
+    pub fn ledger(&self, event_id: i64) -> String {
+        format!("{}:{{e{event_id}}}:ledger", self.prefix)
     }
 
-    pub fn parse(member: &str) -> Option<Self> {
-        let (event, bucket) = member.split_once(':')?;
-        Some(Self {
-            event_id: event.parse().ok()?,
-            bucket: bucket.parse().ok()?,
-        })
+    /// Stream of revoked session ids (logouts), followed by every origin.
+    pub fn revoked_sessions(&self) -> String {
+        format!("{}:sessions:revoked", self.prefix)
     }
 }
 
@@ -173,17 +215,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bucket_keys_carry_one_hash_tag() {
+    fn event_keys_share_a_tag_and_bucket_keys_theirs() {
         let keys = KeySpace::new("rg");
-        assert_eq!(keys.bucket(42, 3), "rg:{e42:b3}");
-        assert_eq!(keys.stock(42, 3, 7), "rg:{e42:b3}:stock:t7");
-        assert_eq!(keys.orders(42, 0), "rg:{e42:b0}:orders");
-        assert_eq!(keys.global("x"), "rg:x");
-        let b = BucketRef {
+        assert_eq!(keys.funnel(42), "rg:{e42}:funnel");
+        assert_eq!(keys.visitors(42), "rg:{e42}:visitors");
+        let one = Bucket {
+            event_id: 42,
+            bucket: 0,
+            buckets: 1,
+        };
+        assert_eq!(keys.bucket(one).stock(7), "rg:{e42:b0}:stock:t7");
+        let spread = Bucket {
             event_id: 42,
             bucket: 3,
+            buckets: 6,
         };
-        assert_eq!(BucketRef::parse(&b.member()), Some(b));
-        assert_eq!(BucketRef::parse("x:1"), None);
+        let tag = rushgate_core::bucket::tag(42, 3, 6);
+        assert_eq!(keys.bucket(spread).orders(), format!("rg:{{{tag}}}:orders"));
     }
 }

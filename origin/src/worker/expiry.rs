@@ -2,39 +2,21 @@
 //! of expired and cancelled orders go back to Redis exactly once.
 //!
 //! Closing an order and queuing its release is one SQL statement (the release
-//! outbox), so no crash can separate them. The outbox is drained by
-//! `lua/release.lua`, which marks each order it releases: a drainer that dies
-//! after the script but before marking the outbox row done makes the next drain
-//! call the script again, which then does nothing. Several sweepers can run at
-//! once: rows are claimed with `FOR UPDATE SKIP LOCKED`, and a cancel racing an
-//! expiry is settled by the row lock and the `status = 'awaiting_payment'` guard.
+//! outbox), so no crash can separate them. The outbox is drained with
+//! `sale::release`, which marks each order it releases and confirms the release
+//! on the replicas: a drainer that dies after the script but before marking the
+//! outbox row done makes the next drain run the script again, which then does
+//! nothing. Several sweepers can run at once: rows are claimed with
+//! `FOR UPDATE SKIP LOCKED`, and a cancel racing an expiry is settled by the row
+//! lock and the `status = 'awaiting_payment'` guard.
 
-use std::sync::LazyLock;
-
-use redis::Script;
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::soldout::SoldOutFlags;
+use crate::sale::release::{self, Release, Returned};
+use crate::sale::soldout::SoldOutFlags;
+use crate::sale::{Replicas, streams, transfer};
 use crate::store::redis::Redis;
-
-static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/release.lua")));
-
-/// How long a release marker is kept: far longer than any outbox row waits.
-const MARKER_TTL_S: u64 = 7 * 24 * 3600;
-
-/// A queued release of units.
-#[derive(Debug, Clone, FromRow)]
-pub struct Release {
-    pub order_id: Uuid,
-    pub event_id: i64,
-    pub tier_id: i64,
-    pub user_id: i64,
-    pub bucket: i32,
-    pub quantity: i32,
-}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SweepOutcome {
@@ -50,15 +32,17 @@ pub struct SweepOutcome {
 pub struct Sweeper {
     db: PgPool,
     redis: Redis,
+    replicas: Replicas,
     flags: Option<SoldOutFlags>,
     batch: i64,
 }
 
 impl Sweeper {
-    pub fn new(db: PgPool, redis: Redis, flags: Option<SoldOutFlags>) -> Self {
+    pub fn new(db: PgPool, redis: Redis, replicas: Replicas, flags: Option<SoldOutFlags>) -> Self {
         Self {
             db,
             redis,
+            replicas,
             flags,
             batch: 500,
         }
@@ -69,8 +53,8 @@ impl Sweeper {
     pub async fn run_once(&self, now: OffsetDateTime) -> anyhow::Result<SweepOutcome> {
         let expired = self.expire_due(now).await?;
         let (released, already_released) = self.drain().await?;
-        let buckets = crate::worker::orders::registered(&self.redis).await?;
-        crate::rebalance::finish_pending(&self.redis, &buckets).await?;
+        let buckets = streams::registered(&self.redis).await?;
+        transfer::finish_pending(&self.redis, &self.replicas, &buckets).await?;
         Ok(SweepOutcome {
             expired,
             released,
@@ -107,8 +91,10 @@ impl Sweeper {
     pub async fn drain(&self) -> anyhow::Result<(u64, u64)> {
         let mut tx = self.db.begin().await?;
         let pending: Vec<Release> = sqlx::query_as(
-            "SELECT order_id, event_id, tier_id, user_id, bucket, quantity FROM release_outbox \
-             WHERE released_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "SELECT r.order_id, r.event_id, r.tier_id, r.user_id, r.bucket, e.buckets, r.quantity \
+             FROM release_outbox r JOIN events e ON e.id = r.event_id \
+             WHERE r.released_at IS NULL ORDER BY r.created_at LIMIT $1 \
+             FOR UPDATE OF r SKIP LOCKED",
         )
         .bind(self.batch)
         .fetch_all(&mut *tx)
@@ -116,20 +102,35 @@ impl Sweeper {
         if pending.is_empty() {
             return Ok((0, 0));
         }
-        let (mut released, mut already) = (0, 0);
+        let (mut released, mut already, mut lost, mut failed) = (0, 0, 0, 0);
         let mut done = Vec::with_capacity(pending.len());
         for release in &pending {
-            match self.release(release).await? {
-                Returned::Now => released += 1,
-                Returned::Already => already += 1,
-                Returned::StockLost => continue,
+            // One bucket's node failing over must not hold up the others.
+            match self.release(release).await {
+                Ok(Returned::Now) => released += 1,
+                Ok(Returned::Already) => already += 1,
+                Ok(Returned::StockLost) => {
+                    lost += 1;
+                    continue;
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::debug!(order = %release.order_id, error = %e, "release failed");
+                    continue;
+                }
             }
             done.push(release.order_id);
         }
-        if done.len() < pending.len() {
+        if lost > 0 {
             tracing::warn!(
-                waiting = pending.len() - done.len(),
-                "releases wait: Redis has lost the stock of their sale; run `rushgate-origin stock rebuild`"
+                waiting = lost,
+                "releases wait: Redis has lost the stock of their sale until it is rebuilt"
+            );
+        }
+        if failed > 0 {
+            tracing::warn!(
+                waiting = failed,
+                "releases wait: Redis did not answer or confirm"
             );
         }
         sqlx::query("UPDATE release_outbox SET released_at = now() WHERE order_id = ANY($1)")
@@ -140,24 +141,10 @@ impl Sweeper {
         Ok((released, already))
     }
 
-    /// Runs `release.lua` for one order.
-    pub async fn release(&self, release: &Release) -> redis::RedisResult<Returned> {
-        let keys = &self.redis.keys;
-        let bucket = release.bucket as u32;
-        let returned: i64 = RELEASE
-            .key(keys.stock(release.event_id, bucket, release.tier_id))
-            .key(keys.users(release.event_id, bucket))
-            .key(keys.released(release.event_id, bucket, &release.order_id))
-            .arg(release.user_id)
-            .arg(release.quantity)
-            .arg(MARKER_TTL_S)
-            .invoke_async(&mut self.redis.conn.clone())
-            .await?;
-        let returned = match returned {
-            1 => Returned::Now,
-            0 => Returned::Already,
-            _ => Returned::StockLost,
-        };
+    /// Gives one order's units back (confirmed on the replicas), and reopens
+    /// its tier in this process's sold-out flags.
+    pub async fn release(&self, release: &Release) -> Result<Returned, crate::sale::Error> {
+        let returned = release::release(&self.redis, &self.replicas, release).await?;
         if returned == Returned::Now
             && let Some(flags) = &self.flags
         {
@@ -165,16 +152,4 @@ impl Sweeper {
         }
         Ok(returned)
     }
-}
-
-/// What a release did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Returned {
-    /// The units went back now.
-    Now,
-    /// They had already gone back (an earlier attempt).
-    Already,
-    /// Redis no longer has the sale's stock: nothing changed; the release must
-    /// wait for the stock to be rebuilt.
-    StockLost,
 }

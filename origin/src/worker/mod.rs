@@ -137,8 +137,23 @@ pub fn spawn_workers(
     ));
 }
 
-/// Starts the HTTP side's housekeeping: sold-out flag re-checks and funnel flushes.
+/// Starts the HTTP side's housekeeping: sold-out flag re-checks, revoked
+/// sessions, and funnel flushes.
 pub fn spawn_housekeeping(tracker: &TaskTracker, state: AppState, shutdown: &CancellationToken) {
+    let s = state.clone();
+    tracker.spawn(run_loop(
+        "revocation-sync",
+        shutdown.clone(),
+        Duration::from_secs(1),
+        move || {
+            let s = s.clone();
+            async move {
+                let now = OffsetDateTime::now_utc().unix_timestamp();
+                s.revocations.sync(&s.redis, now).await?;
+                Ok(false)
+            }
+        },
+    ));
     let s = state.clone();
     tracker.spawn(run_loop(
         "sold-out-recheck",

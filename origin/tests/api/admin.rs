@@ -5,7 +5,7 @@ use rushgate_core::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, event_body, spawn_app};
+use crate::helpers::{RedisServer, TestApp, event_body, spawn_app, spawn_app_with, test_config};
 
 fn id_of(v: &Value) -> i64 {
     v["id"].as_i64().unwrap()
@@ -88,7 +88,7 @@ async fn operator_drafts_admin_approves_customer_cannot(db: PgPool) {
     assert_eq!(public_ids(&app).await, vec![id]);
 
     let tier = approved.body["tiers"][0]["id"].as_i64().unwrap();
-    let key = app.redis.keys.stock(id, 0, tier);
+    let key = app.keys(id, 0).await.stock(tier);
     let stock: i64 = app.redis.conn.clone().get(&key).await.unwrap();
     assert_eq!(stock, 40);
 
@@ -105,7 +105,7 @@ async fn operator_drafts_admin_approves_customer_cannot(db: PgPool) {
         .await
         .unwrap()
         .unwrap();
-    rushgate_origin::stock::init(&app.redis, &record)
+    rushgate_origin::sale::stock::init(&app.redis, &app.state.replicas, &record)
         .await
         .unwrap();
     let stock: i64 = app.redis.conn.clone().get(&key).await.unwrap();
@@ -344,4 +344,94 @@ async fn bad_event_input_changes_nothing(db: PgPool) {
         .await
         .assert_error(401, "unauthenticated");
     assert_eq!(app.snapshot().await, before, "nothing changed");
+}
+
+#[sqlx::test]
+async fn a_refused_review_changes_nothing_in_either_store(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (_, operator) = app.user(Role::Operator).await;
+    let (_, admin) = app.user(Role::Admin).await;
+    let id = id_of(
+        &app.post("/api/admin/events", Some(&operator), event_body(60, 3600))
+            .await
+            .body,
+    );
+    app.post(
+        &format!("/api/admin/events/{id}/submit"),
+        Some(&operator),
+        json!({}),
+    )
+    .await;
+    let before = app.snapshot().await;
+    for action in ["approve", "reject"] {
+        for (note, status, field) in [
+            (json!("fine\u{0}"), 400, "note"),
+            (json!("n".repeat(1001)), 400, "note"),
+        ] {
+            let answer = app
+                .post(
+                    &format!("/api/admin/events/{id}/{action}"),
+                    Some(&admin),
+                    json!({ "note": note }),
+                )
+                .await;
+            answer.assert_error(status, "invalid_input");
+            assert_eq!(answer.body["field"], field);
+        }
+    }
+    let nul_name = json!({"name": "Spring\u{0}Tour"});
+    let mut body = event_body(60, 3600);
+    body["tiers"][0]["name"] = json!("Floor\u{0}");
+    for (payload, field) in [(nul_name, "name"), (body, "tiers[0].name")] {
+        let mut full = event_body(60, 3600);
+        for (k, v) in payload.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        let answer = app.post("/api/admin/events", Some(&operator), full).await;
+        answer.assert_error(400, "invalid_input");
+        assert_eq!(answer.body["field"], field);
+    }
+    assert_eq!(app.snapshot().await, before, "no stock, no stream, no row");
+}
+
+#[sqlx::test]
+async fn approval_with_redis_down_approves_nothing(db: PgPool) {
+    let mut redis = RedisServer::temporary(false).await.unwrap();
+    let app = spawn_app_with(db, test_config(), &redis.url()).await;
+    let (_, operator) = app.user(Role::Operator).await;
+    let (_, admin) = app.user(Role::Admin).await;
+    let id = id_of(
+        &app.post("/api/admin/events", Some(&operator), event_body(-1, 3600))
+            .await
+            .body,
+    );
+    app.post(
+        &format!("/api/admin/events/{id}/submit"),
+        Some(&operator),
+        json!({}),
+    )
+    .await;
+    let approve = format!("/api/admin/events/{id}/approve");
+
+    redis.crash();
+    app.post(&approve, Some(&admin), json!({"note": "go"}))
+        .await
+        .assert_error(503, "overloaded");
+    let status: String = sqlx::query_scalar("SELECT status FROM events WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(status, "pending_review", "not approved without its stock");
+
+    redis.restart().await.unwrap();
+    let mut approved = app.post(&approve, Some(&admin), json!({})).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while approved.status == 503 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        approved = app.post(&approve, Some(&admin), json!({})).await;
+    }
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    assert_eq!(approved.body["tiers"][0]["remaining"], 10);
+    assert_eq!(approved.body["phase"], "open");
 }

@@ -163,6 +163,7 @@ async fn forged_expired_and_missing_sessions_are_refused(db: PgPool) {
         user_id,
         role: Role::Admin,
         exp: 1,
+        sid: [1; 16],
     });
     app.get("/api/me", Some(&expired))
         .await
@@ -173,6 +174,7 @@ async fn forged_expired_and_missing_sessions_are_refused(db: PgPool) {
         user_id,
         role: Role::Admin,
         exp: i64::MAX,
+        sid: [1; 16],
     });
     app.get("/api/me", Some(&foreign))
         .await
@@ -198,4 +200,123 @@ async fn forged_expired_and_missing_sessions_are_refused(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(basic.status(), 401);
+}
+
+#[sqlx::test]
+async fn a_nul_character_is_invalid_input_everywhere(db: PgPool) {
+    let app = spawn_app(db).await;
+    let creds = json!({"username": "p_alice", "password": "correct horse"});
+    assert_eq!(
+        app.post("/api/auth/register", None, creds).await.status,
+        201
+    );
+    let before = app.snapshot().await;
+    for (path, body, field) in [
+        (
+            "/api/auth/login",
+            json!({"username": "p_alice\u{0}", "password": "correct horse"}),
+            "username",
+        ),
+        (
+            "/api/auth/login",
+            json!({"username": "p_alice", "password": "correct\u{0}horse"}),
+            "password",
+        ),
+        (
+            "/api/auth/register",
+            json!({"username": "p_bob\u{0}", "password": "correct horse"}),
+            "username",
+        ),
+    ] {
+        let answer = app.post(path, None, body).await;
+        answer.assert_error(400, "invalid_input");
+        assert_eq!(answer.body["field"], field, "{path}: {:?}", answer.body);
+    }
+    // Escaped backslashes are not NUL: this is an ordinary wrong password.
+    app.post_raw(
+        "/api/auth/login",
+        None,
+        "application/json",
+        r#"{"username": "p_alice", "password": "\\u0000"}"#,
+    )
+    .await
+    .assert_error(401, "bad_credentials");
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[sqlx::test]
+async fn logging_out_ends_the_session_for_bearer_and_cookie(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    let creds = json!({"username": "dora", "password": "correct horse"});
+    assert_eq!(
+        app.post("/api/auth/register", None, creds.clone())
+            .await
+            .status,
+        201
+    );
+    let ended = login(&app, &creds).await;
+    let other = login(&app, &creds).await;
+    let with_cookie = |token: &str| {
+        app.client
+            .get(app.url("/api/me"))
+            .header("cookie", format!("rushgate_session={token}"))
+            .send()
+    };
+    // A second origin process on the same Redis, as another replica.
+    let replica = crate::helpers::spawn_app_sharing(&app).await;
+    assert_eq!(replica.get("/api/me", Some(&ended)).await.status, 200);
+
+    // Logging out with the cookie ends the session, whichever way it comes.
+    let logout = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .header("cookie", format!("rushgate_session={ended}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    app.get("/api/me", Some(&ended))
+        .await
+        .assert_error(401, "unauthenticated");
+    assert_eq!(with_cookie(&ended).await.unwrap().status(), 401);
+    app.post("/api/events/1/purchase-url", Some(&ended), json!({}))
+        .await
+        .assert_error(401, "unauthenticated");
+
+    // The replica learns it at its next sync (every second in `serve`).
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let learned = replica
+        .state
+        .revocations
+        .sync(&replica.redis, now)
+        .await
+        .unwrap();
+    assert_eq!(learned, 1);
+    replica
+        .get("/api/me", Some(&ended))
+        .await
+        .assert_error(401, "unauthenticated");
+
+    // Other sessions of the same user, and new logins, are untouched.
+    assert_eq!(app.get("/api/me", Some(&other)).await.status, 200);
+    assert_eq!(replica.get("/api/me", Some(&other)).await.status, 200);
+    let fresh = login(&app, &creds).await;
+    assert_eq!(app.get("/api/me", Some(&fresh)).await.status, 200);
+    // Logging out twice, or without a session, is harmless.
+    assert_eq!(
+        app.post("/api/auth/logout", Some(&ended), json!({}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.post("/api/auth/logout", None, json!({})).await.status,
+        200
+    );
+}
+
+async fn login(app: &crate::helpers::TestApp, creds: &serde_json::Value) -> String {
+    let answer = app.post("/api/auth/login", None, creds.clone()).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    answer.body["token"].as_str().unwrap().to_owned()
 }

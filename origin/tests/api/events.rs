@@ -103,7 +103,7 @@ async fn phases_come_from_the_clock_and_the_stock(db: PgPool) {
     let id = sold_out["id"].as_i64().unwrap();
     let mut conn = app.redis.conn.clone();
     for tier in sold_out["tiers"].as_array().unwrap() {
-        let key = app.redis.keys.stock(id, 0, tier["id"].as_i64().unwrap());
+        let key = app.keys(id, 0).await.stock(tier["id"].as_i64().unwrap());
         let _: () = conn.set(key, 0).await.unwrap();
     }
     let detail = app.get(&format!("/api/events/{id}"), None).await;
@@ -168,7 +168,7 @@ async fn purchase_urls_only_once_open(db: PgPool) {
     let id = open["id"].as_i64().unwrap();
     let mut conn = app.redis.conn.clone();
     for tier in open["tiers"].as_array().unwrap() {
-        let key = app.redis.keys.stock(id, 0, tier["id"].as_i64().unwrap());
+        let key = app.keys(id, 0).await.stock(tier["id"].as_i64().unwrap());
         let _: () = conn.set(key, 0).await.unwrap();
     }
     app.post(&path(&open), Some(&customer), json!({}))

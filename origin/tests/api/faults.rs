@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::buy::open_sale;
-use crate::helpers::{RedisServer, TestApp, spawn_app_with, test_config};
+use crate::helpers::{RedisServer, TestApp, spawn_app_configured, spawn_app_with, test_config};
 use crate::invariants::assert_invariants;
 use crate::proxy::ChaosProxy;
 
@@ -40,7 +40,7 @@ async fn buying_continues_while_postgres_is_unreachable(
     let db = rushgate_origin::store::db::pool(through_proxy, 4)
         .await
         .unwrap();
-    let app = spawn_app_with(db, test_config(), &crate::helpers::redis_url()).await;
+    let app = spawn_app_configured(db, test_config()).await;
     let (event_id, tier_id) = open_sale(&app, 100, 2, 1).await;
     let crowd = buyers(&app, event_id, 20).await;
     // The event is in the origin's cache before the outage.
@@ -87,7 +87,7 @@ async fn buying_continues_while_postgres_is_unreachable(
 
 #[sqlx::test]
 async fn redis_down_or_slow_answers_503_and_loses_nothing(db: PgPool) {
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::temporary(false).await.unwrap();
     let app = spawn_app_with(db, test_config(), &redis.url()).await;
     let (event_id, tier_id) = open_sale(&app, 10, 2, 1).await;
     let crowd = buyers(&app, event_id, 3).await;
@@ -125,7 +125,7 @@ async fn redis_down_or_slow_answers_503_and_loses_nothing(db: PgPool) {
     );
 
     // Down: connection refused.
-    redis.stop();
+    redis.crash();
     let down = app.buy(&crowd[1].1, &crowd[1].0, tier_id, 1).await;
     down.assert_error(503, "overloaded");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
@@ -137,7 +137,7 @@ async fn redis_down_or_slow_answers_503_and_loses_nothing(db: PgPool) {
 
 #[sqlx::test]
 async fn a_redis_restart_with_aof_loses_no_reservation(db: PgPool) {
-    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut redis = RedisServer::temporary(true).await.unwrap();
     let app = spawn_app_with(db, test_config(), &redis.url()).await;
     let (event_id, tier_id) = open_sale(&app, 30, 2, 1).await;
     let crowd = buyers(&app, event_id, 20).await;
@@ -151,7 +151,7 @@ async fn a_redis_restart_with_aof_loses_no_reservation(db: PgPool) {
         ids.insert(id_of(&app.buy(url, token, tier_id, 1).await));
     }
 
-    redis.restart();
+    redis.restart().await.unwrap();
 
     // The connection comes back by itself; scripts reload after NOSCRIPT.
     // A request caught by the restart may have run before its answer was lost,

@@ -28,14 +28,14 @@ async fn health_ready_and_metrics(db: PgPool) {
 
 #[sqlx::test]
 async fn readiness_fails_when_redis_dies(db: PgPool) {
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::temporary(false).await.unwrap();
     let app = spawn_app_with(db, test_config(), &redis.url()).await;
     let (_, operator) = app.user(Role::Operator).await;
     let (_, admin) = app.user(Role::Admin).await;
     app.approved_event(&operator, &admin, event_body(-10, 3600))
         .await;
     assert_eq!(app.get("/readyz", None).await.status, 200);
-    redis.stop();
+    redis.crash();
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status, 503);
     assert_eq!(ready.body["redis"], "unavailable");
@@ -55,4 +55,29 @@ async fn unknown_routes_and_methods_answer_json(db: PgPool) {
     app.request(reqwest::Method::DELETE, "/api/events", None, None)
         .await
         .assert_error(405, "method_not_allowed");
+}
+
+#[sqlx::test]
+async fn the_openapi_document_is_served_and_is_the_one_in_docs(db: PgPool) {
+    let app = spawn_app(db).await;
+    let served = app.get("/api/openapi.json", None).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.body["openapi"], "3.1.0");
+    let documented: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/openapi.json")).unwrap();
+    assert!(
+        served.body == documented,
+        "docs/openapi.json disagrees with the code: regenerate it with \
+         `cargo run -p rushgate-origin -- openapi > docs/openapi.json`"
+    );
+    // Every route the code serves is described.
+    for path in [
+        "/buy/{event_id}/{token}",
+        "/api/events/{id}/purchase-url",
+        "/api/admin/events/{id}/orders.csv",
+        "/api/internal/edge-report",
+        "/api/openapi.json",
+    ] {
+        assert!(served.body["paths"][path].is_object(), "{path}");
+    }
 }

@@ -11,6 +11,7 @@ use rushgate_core::Role;
 use rushgate_core::token::SessionClaims;
 use rushgate_origin::app::{self, AppState};
 use rushgate_origin::config::AppConfig;
+use rushgate_origin::sale::{Bucket, BucketKeys, Replicas};
 use rushgate_origin::store::redis::Redis;
 use rushgate_origin::worker::expiry::Sweeper;
 use rushgate_origin::worker::orders::OrderWorker;
@@ -21,9 +22,14 @@ use tokio_util::sync::CancellationToken;
 
 pub const TEST_KEY: &str = "7d9c1f0e3a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d";
 
-/// Redis for tests: `RUSHGATE_TEST_REDIS_URL` or the local default.
+/// Redis for tests: `RUSHGATE_TEST_REDIS_URL` or the local default; a Redis
+/// Cluster (seed nodes, comma-separated) with `RUSHGATE_TEST_REDIS_CLUSTER=true`.
 pub fn redis_url() -> String {
     std::env::var("RUSHGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn redis_cluster() -> bool {
+    std::env::var("RUSHGATE_TEST_REDIS_CLUSTER").is_ok_and(|v| v == "true")
 }
 
 #[derive(clap::Parser)]
@@ -41,6 +47,9 @@ pub fn test_config() -> AppConfig {
     config.event_cache_negative_ms = 60_000;
     // Tests reach the origin directly; admission tests turn this back on.
     config.require_edge_admission = false;
+    // The test client shares the origin's runtime, which so always looks
+    // saturated: keep the in-flight limit fixed (`overload` has its own tests).
+    config.buy_target_ms = 0;
     config
 }
 
@@ -60,17 +69,72 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app(db: PgPool) -> TestApp {
-    spawn_app_with(db, test_config(), &redis_url()).await
+    spawn_app_configured(db, test_config()).await
 }
 
+/// An origin over the shared test Redis (a single node or the cluster), under
+/// a key prefix of its own.
+pub async fn spawn_app_configured(db: PgPool, config: AppConfig) -> TestApp {
+    let redis = Redis::connect(
+        &redis_url(),
+        redis_cluster(),
+        &test_prefix(),
+        Duration::from_millis(500),
+    )
+    .await
+    .expect("connecting to test Redis");
+    // On the cluster every promise waits for a replica, as in production.
+    let replicas = if redis_cluster() {
+        // WAIT holds its connection: the barrier gets one of its own.
+        let own = Redis::connect(&redis_url(), true, "unused", Duration::from_secs(2))
+            .await
+            .expect("connecting to test Redis");
+        Replicas::new(own.conn, 1, Duration::from_millis(1000))
+    } else {
+        Replicas::none()
+    };
+    start_replicated(db, config, redis, replicas).await
+}
+
+/// An origin over a Redis server of the test's own (a single node).
 pub async fn spawn_app_with(db: PgPool, config: AppConfig, redis_url: &str) -> TestApp {
-    let prefix = format!("test:{}", uuid::Uuid::new_v4().simple());
-    let redis = Redis::connect(redis_url, &prefix, Duration::from_millis(500))
+    let redis = Redis::connect(redis_url, false, &test_prefix(), Duration::from_millis(500))
         .await
         .expect("connecting to test Redis");
+    start(db, config, redis).await
+}
+
+fn test_prefix() -> String {
+    format!("test:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A second origin process over the same database and Redis keys, as another
+/// replica of the same deployment.
+pub async fn spawn_app_sharing(app: &TestApp) -> TestApp {
+    start_replicated(
+        app.db.clone(),
+        app.state.config.clone(),
+        app.redis.clone(),
+        app.state.replicas.clone(),
+    )
+    .await
+}
+
+/// An origin over a Redis handle of the test's own making (e.g. other timeouts).
+pub async fn start(db: PgPool, config: AppConfig, redis: Redis) -> TestApp {
+    start_replicated(db, config, redis, Replicas::none()).await
+}
+
+/// An origin that confirms its writes with `replicas`.
+pub async fn start_replicated(
+    db: PgPool,
+    config: AppConfig,
+    redis: Redis,
+    replicas: Replicas,
+) -> TestApp {
     rushgate_origin::store::db::migrate(&db).await.unwrap();
     let (keys, _) = config.keyring().unwrap();
-    let state = AppState::new(config, keys, db.clone(), redis.clone());
+    let state = AppState::new(config, keys, db.clone(), redis.clone(), replicas);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -188,6 +252,7 @@ impl TestApp {
             user_id,
             role,
             exp: OffsetDateTime::now_utc().unix_timestamp() + 3600,
+            sid: rand::random(),
         })
     }
 
@@ -237,10 +302,30 @@ impl TestApp {
         .await
     }
 
+    /// Bucket `bucket` of an event, as its bucket count places it.
+    pub async fn bucket(&self, event_id: i64, bucket: u32) -> Bucket {
+        let buckets: i32 = sqlx::query_scalar("SELECT buckets FROM events WHERE id = $1")
+            .bind(event_id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
+        Bucket {
+            event_id,
+            bucket,
+            buckets: buckets as u32,
+        }
+    }
+
+    /// The Redis keys of bucket `bucket` of an event.
+    pub async fn keys(&self, event_id: i64, bucket: u32) -> BucketKeys {
+        self.redis.keys.bucket(self.bucket(event_id, bucket).await)
+    }
+
     pub fn order_worker(&self, claim_idle: Duration) -> OrderWorker {
         OrderWorker::new(
             self.db.clone(),
             self.redis.clone(),
+            self.state.replicas.clone(),
             rushgate_origin::worker::consumer_name(),
             claim_idle,
         )
@@ -263,6 +348,7 @@ impl TestApp {
         Sweeper::new(
             self.db.clone(),
             self.redis.clone(),
+            self.state.replicas.clone(),
             Some(self.state.flags.clone()),
         )
     }
@@ -392,4 +478,5 @@ pub fn event_body(opens_in: i64, closes_in: i64) -> Value {
     })
 }
 
-pub use crate::support::{RedisServer, eventually};
+pub use rushgate_client::eventually;
+pub use rushgate_dev::redis::RedisServer;

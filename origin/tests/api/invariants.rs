@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use rushgate_origin::events::repo;
-use rushgate_origin::orders::record::Reservation;
+use rushgate_origin::sale::record::Reservation;
 use uuid::Uuid;
 
 use crate::helpers::TestApp;
@@ -78,7 +78,7 @@ pub async fn assert_invariants(
         // A release whose script ran but whose outbox row is not marked yet has
         // already returned its units.
         let marked: bool = redis::cmd("EXISTS")
-            .arg(app.redis.keys.released(event_id, *bucket as u32, id))
+            .arg(app.keys(event_id, *bucket as u32).await.released(id))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -103,14 +103,14 @@ pub async fn assert_invariants(
     for b in 0..event.buckets {
         for tier in &event.tiers {
             let stock: Option<i64> = redis::cmd("GET")
-                .arg(app.redis.keys.stock(event_id, b, tier.id))
+                .arg(app.keys(event_id, b).await.stock(tier.id))
                 .query_async(&mut conn)
                 .await
                 .unwrap();
             tally.tiers.get_mut(&tier.id).unwrap().remaining += stock.unwrap_or(0);
         }
         let users: HashMap<i64, i64> = redis::cmd("HGETALL")
-            .arg(app.redis.keys.users(event_id, b))
+            .arg(app.keys(event_id, b).await.users())
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -118,14 +118,14 @@ pub async fn assert_invariants(
             *redis_held.entry(user).or_default() += units;
         }
         let transfers: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(app.redis.keys.transfers(event_id, b))
+            .arg(app.keys(event_id, b).await.transfers())
             .query_async(&mut conn)
             .await
             .unwrap();
         for (id, value) in transfers {
             let parts: Vec<i64> = value.split(':').map(|p| p.parse().unwrap()).collect();
             let landed: bool = redis::cmd("EXISTS")
-                .arg(app.redis.keys.landed(event_id, parts[0] as u32, &id))
+                .arg(app.keys(event_id, parts[0] as u32).await.landed(&id))
                 .query_async(&mut conn)
                 .await
                 .unwrap();
@@ -134,7 +134,7 @@ pub async fn assert_invariants(
             }
         }
         let queued: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(app.redis.keys.queued(event_id, b))
+            .arg(app.keys(event_id, b).await.queued())
             .query_async(&mut conn)
             .await
             .unwrap();

@@ -12,6 +12,4 @@ mod invariants;
 mod orders;
 mod proxy;
 mod stock;
-#[path = "../support/mod.rs"]
-mod support;
 mod worker;

@@ -5,7 +5,7 @@
 use redis::AsyncCommands as _;
 use rushgate_core::Role;
 use rushgate_origin::events::repo;
-use rushgate_origin::stock;
+use rushgate_origin::sale::rebuild;
 use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -80,7 +80,9 @@ async fn stock_is_rebuilt_from_postgres_after_redis_loses_it(db: PgPool) {
 
     // The rebuild counts paid, holding and waiting units: 10 - 4.
     let event = repo::get(&app.db, event_id).await.unwrap().unwrap();
-    let done = stock::rebuild(&app.db, &app.redis, &event).await.unwrap();
+    let done = rebuild::rebuild(&app.db, &app.redis, &app.state.replicas, &event)
+        .await
+        .unwrap();
     assert_eq!((done.rebuilt, done.present), (2, 0));
     assert_eq!(done.remaining[&tier_id], 6);
     assert_invariants(&app, event_id, None).await;
@@ -93,7 +95,9 @@ async fn stock_is_rebuilt_from_postgres_after_redis_loses_it(db: PgPool) {
         .unwrap();
     assert_eq!(swept.released, 2);
     assert_eq!(pending_releases(&app).await, 0);
-    let again = stock::rebuild(&app.db, &app.redis, &event).await.unwrap();
+    let again = rebuild::rebuild(&app.db, &app.redis, &app.state.replicas, &event)
+        .await
+        .unwrap();
     assert_eq!((again.rebuilt, again.present), (0, 2));
     let tally = assert_invariants(&app, event_id, None).await;
     assert_eq!(tally.tiers[&tier_id].remaining, 8);

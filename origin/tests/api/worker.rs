@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rushgate_core::Role;
-use rushgate_origin::store::redis::BucketRef;
-use rushgate_origin::worker::expiry::{Release, Returned};
-use rushgate_origin::worker::orders::{self, GROUP};
+use rushgate_origin::sale::release::{Release, Returned};
+use rushgate_origin::sale::streams::{self, GROUP};
 use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -40,7 +39,7 @@ pub async fn reserve_n(
 
 async fn pending_entries(app: &TestApp, event_id: i64) -> (usize, usize) {
     let mut conn = app.redis.conn.clone();
-    let stream = app.redis.keys.orders(event_id, 0);
+    let stream = app.keys(event_id, 0).await.orders();
     let length: usize = redis::cmd("XLEN")
         .arg(&stream)
         .query_async(&mut conn)
@@ -68,16 +67,13 @@ async fn a_worker_dying_after_insert_before_ack_leaves_one_row_each(db: PgPool) 
         .into_iter()
         .map(|(_, id)| id)
         .collect();
-    let bucket = BucketRef {
-        event_id,
-        bucket: 0,
-    };
+    let bucket = app.bucket(event_id, 0).await;
 
     // The first worker takes the entries, writes them, and dies before XACK.
     let doomed = app.order_worker(Duration::from_secs(60));
     let entries = doomed.take(bucket).await.unwrap();
     assert_eq!(entries.len(), 30);
-    let parsed: Vec<_> = entries.iter().map(|e| orders::parse(e).unwrap()).collect();
+    let parsed: Vec<_> = entries.iter().map(|e| streams::parse(e).unwrap()).collect();
     let (written, failed) = doomed.write(&parsed).await.unwrap();
     assert_eq!((written, failed.len()), (30, 0));
     drop(doomed);
@@ -104,10 +100,7 @@ async fn a_worker_dying_before_insert_loses_nothing(db: PgPool) {
     let doomed = app.order_worker(Duration::from_secs(60));
     assert_eq!(
         doomed
-            .take(BucketRef {
-                event_id,
-                bucket: 0
-            })
+            .take(app.bucket(event_id, 0).await)
             .await
             .unwrap()
             .len(),
@@ -153,7 +146,7 @@ async fn unparseable_entries_are_kept_aside_not_dropped(db: PgPool) {
     reserve_n(&app, event_id, tier_id, 2).await;
     let mut conn = app.redis.conn.clone();
     let _: String = redis::cmd("XADD")
-        .arg(app.redis.keys.orders(event_id, 0))
+        .arg(app.keys(event_id, 0).await.orders())
         .arg("*")
         .arg("id")
         .arg("garbage")
@@ -167,7 +160,7 @@ async fn unparseable_entries_are_kept_aside_not_dropped(db: PgPool) {
         .unwrap();
     assert_eq!((outcome.read, outcome.written, outcome.dead), (3, 2, 1));
     let dead: usize = redis::cmd("XLEN")
-        .arg(format!("{}:dead", app.redis.keys.bucket(event_id, 0)))
+        .arg(app.keys(event_id, 0).await.dead())
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -255,6 +248,7 @@ async fn a_sweeper_crash_between_database_and_redis_is_repaired(db: PgPool) {
         tier_id,
         user_id: row.0,
         bucket: 0,
+        buckets: 1,
         quantity: row.1,
     };
     assert_eq!(app.sweeper().release(&first).await.unwrap(), Returned::Now);
@@ -275,7 +269,7 @@ async fn a_sweeper_crash_between_database_and_redis_is_repaired(db: PgPool) {
 async fn consumers(app: &TestApp, event_id: i64) -> HashSet<String> {
     let reply: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
         .arg("CONSUMERS")
-        .arg(app.redis.keys.orders(event_id, 0))
+        .arg(app.keys(event_id, 0).await.orders())
         .arg(GROUP)
         .query_async(&mut app.redis.conn.clone())
         .await
@@ -287,10 +281,7 @@ async fn consumers(app: &TestApp, event_id: i64) -> HashSet<String> {
 async fn stopped_consumers_are_pruned_never_with_pending_entries(db: PgPool) {
     let app = spawn_app(db).await;
     let (event_id, tier_id) = open_sale(&app, 50, 1, 1).await;
-    let bucket = BucketRef {
-        event_id,
-        bucket: 0,
-    };
+    let bucket = app.bucket(event_id, 0).await;
     let mut ids: HashSet<Uuid> = HashSet::new();
     ids.extend(
         reserve_n(&app, event_id, tier_id, 4)

@@ -1,0 +1,87 @@
+//! Live stock in Redis: written once when an event is approved, and read for
+//! the `remaining` figures. Each tier's stock is split over the event's buckets
+//! (`core::bucket`), one key per tier and bucket.
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands as _;
+use rushgate_core::api::EventStatus;
+use rushgate_core::bucket;
+
+use super::keys::Bucket;
+use super::replicas::Replicas;
+use super::streams;
+use crate::events::repo::EventRecord;
+use crate::sale;
+use crate::store::redis::Redis;
+
+/// Remaining units per tier id.
+pub type Remaining = HashMap<i64, i64>;
+
+/// Writes each tier's stock to Redis unless it is already there, so approving
+/// twice, or a restart, never resets a sale in progress; registers the event's
+/// order streams with the workers; confirms it all on the replicas.
+pub async fn init(
+    redis: &Redis,
+    replicas: &Replicas,
+    event: &EventRecord,
+) -> Result<(), sale::Error> {
+    let splits: Vec<Vec<i64>> = event
+        .tiers
+        .iter()
+        .map(|t| bucket::split(i64::from(t.stock), event.buckets))
+        .collect();
+    for b in Bucket::all(event.id, event.buckets) {
+        let keys = redis.keys.bucket(b);
+        // One bucket's keys are one slot: one pipeline each.
+        let mut pipe = redis::pipe();
+        for (tier, split) in event.tiers.iter().zip(&splits) {
+            pipe.set_nx(keys.stock(tier.id), split[b.bucket as usize])
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut redis.conn.clone()).await?;
+        streams::register(redis, b).await?;
+        replicas.confirm(&keys).await?;
+    }
+    Ok(())
+}
+
+/// Remaining units of every tier of `events`, in one round trip per node.
+/// Events that are not approved have sold nothing: their remaining is their
+/// stock.
+pub async fn remaining(redis: &Redis, events: &[&EventRecord]) -> redis::RedisResult<Remaining> {
+    let mut out = Remaining::new();
+    let mut keys = Vec::new();
+    let mut owners = Vec::new();
+    for event in events {
+        for tier in &event.tiers {
+            if event.status == EventStatus::Approved {
+                for b in Bucket::all(event.id, event.buckets) {
+                    keys.push(redis.keys.bucket(b).stock(tier.id));
+                    owners.push(tier.id);
+                }
+                out.insert(tier.id, 0);
+            } else {
+                out.insert(tier.id, i64::from(tier.stock));
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    // MGET over several slots is split per node by the cluster client.
+    let values: Vec<Option<i64>> = redis.conn.clone().mget(&keys).await?;
+    for (tier_id, value) in owners.into_iter().zip(values) {
+        *out.entry(tier_id).or_default() += value.unwrap_or(0).max(0);
+    }
+    Ok(out)
+}
+
+/// Total remaining over an event's tiers.
+pub fn total(event: &EventRecord, remaining: &Remaining) -> i64 {
+    event
+        .tiers
+        .iter()
+        .map(|t| remaining.get(&t.id).copied().unwrap_or(0))
+        .sum()
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests of the whole system, each on a stack of its own (the
+//! launcher, `rushgate-dev`): the built edge worker under workerd — and once
+//! under `wrangler dev` — in front of the origin binary, over real Redis and
+//! PostgreSQL. Needs the edge built (`scripts/build-edge.sh`) and the npm
+//! packages (`npm ci`); `scripts/test.sh` does both.
+
+mod cluster;
+mod counts;
+mod crowd;
+mod edge;
+mod refusals;
+mod scripts;
+mod wrangler;
