@@ -296,6 +296,10 @@ pub struct LedgerCheck {
     pub tiers: Vec<TierDrift>,
     /// Checks in a row that found this same difference (0 when there is none).
     pub streak: u32,
+    /// Buckets found without any stock key (Redis lost them); the check after
+    /// the one that first finds a bucket lost writes it back.
+    #[serde(default)]
+    pub lost_buckets: Vec<u32>,
     /// What is wrong and the command that fixes it, once a difference persists.
     pub warning: Option<String>,
 }

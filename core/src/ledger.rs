@@ -40,11 +40,13 @@ impl TierCount {
     }
 }
 
-/// The check after `previous` that found `counts` at `now`.
+/// The check after `previous` that found `counts` at `now`, and the buckets
+/// in `lost_buckets` without their stock.
 pub fn check(
     event_id: i64,
     previous: Option<&LedgerCheck>,
     counts: &[TierCount],
+    lost_buckets: Vec<u32>,
     now: OffsetDateTime,
 ) -> LedgerCheck {
     let tiers: Vec<TierDrift> = counts
@@ -65,8 +67,21 @@ pub fn check(
         checked_at: now,
         tiers,
         streak,
+        lost_buckets,
         warning,
     }
+}
+
+/// The buckets lost at this check and at the one before: those a rebuild
+/// writes back. One check is not enough, since an event's buckets are written
+/// one after the other when it is approved.
+pub fn to_rebuild(previous: Option<&LedgerCheck>, lost_now: &[u32]) -> Vec<u32> {
+    let before = previous.map(|p| p.lost_buckets.as_slice()).unwrap_or(&[]);
+    lost_now
+        .iter()
+        .copied()
+        .filter(|b| before.contains(b))
+        .collect()
 }
 
 fn warning(event_id: i64, tiers: &[TierDrift]) -> String {
@@ -109,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_balanced_ledger_is_quiet() {
-        let c = check(1, None, &[count(7, 72)], OffsetDateTime::UNIX_EPOCH);
+        let c = check(1, None, &[count(7, 72)], vec![], OffsetDateTime::UNIX_EPOCH);
         assert_eq!(c.tiers[0].unaccounted, 0);
         assert_eq!((c.streak, c.warning), (0, None));
     }
@@ -117,29 +132,37 @@ mod tests {
     #[test]
     fn a_difference_is_reported_once_it_persists() {
         let now = OffsetDateTime::UNIX_EPOCH;
-        let first = check(1, None, &[count(7, 70)], now);
+        let first = check(1, None, &[count(7, 70)], vec![], now);
         assert_eq!((first.tiers[0].unaccounted, first.streak), (2, 1));
         assert!(first.warning.is_none(), "one check may catch a unit moving");
-        let second = check(1, Some(&first), &[count(7, 70)], now);
+        let second = check(1, Some(&first), &[count(7, 70)], vec![], now);
         assert_eq!(second.streak, 2);
         let text = second.warning.clone().unwrap();
         assert!(text.contains("--event 1 --tier 7 --units 2"), "{text}");
 
         // A different figure starts over; balance clears it.
-        let third = check(1, Some(&second), &[count(7, 69)], now);
+        let third = check(1, Some(&second), &[count(7, 69)], vec![], now);
         assert_eq!((third.streak, third.warning.is_none()), (1, true));
-        let fourth = check(1, Some(&third), &[count(7, 72)], now);
+        let fourth = check(1, Some(&third), &[count(7, 72)], vec![], now);
         assert_eq!(fourth.streak, 0);
     }
 
     #[test]
     fn units_counted_twice_warn_of_an_oversell() {
         let now = OffsetDateTime::UNIX_EPOCH;
-        let first = check(3, None, &[count(7, 72), count(8, 77)], now);
-        let second = check(3, Some(&first), &[count(7, 72), count(8, 77)], now);
+        let first = check(3, None, &[count(7, 72), count(8, 77)], vec![], now);
+        let second = check(3, Some(&first), &[count(7, 72), count(8, 77)], vec![], now);
         let text = second.warning.unwrap();
         assert!(text.contains("oversell"), "{text}");
         assert!(text.contains("--tier 8 --units -5"), "{text}");
         assert!(!text.contains("tier 7"), "{text}");
+    }
+
+    #[test]
+    fn a_bucket_is_rebuilt_once_two_checks_found_it_lost() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert!(to_rebuild(None, &[2]).is_empty());
+        let first = check(1, None, &[count(7, 72)], vec![2, 4], now);
+        assert_eq!(to_rebuild(Some(&first), &[2, 5]), vec![2]);
     }
 }

@@ -1,4 +1,5 @@
-//! Command line: `serve`, `worker`, `migrate`, `user add`, `stock rebuild`, `openapi`, `demo`. Each command reads its
+//! Command line: `serve`, `worker`, `migrate`, `user add`, `stock rebuild`,
+//! `stock adjust`, `openapi`, `demo`. Each command reads its
 //! configuration from flags or `RUSHGATE_*` variables and runs to completion.
 
 use std::io::BufRead as _;
@@ -97,6 +98,18 @@ pub enum StockCommand {
         #[command(flatten)]
         store: StoreConfig,
     },
+    /// Add units to a tier's live stock, or take them out (negative), as the
+    /// ledger check in the admin stats advises. A take stops at zero.
+    Adjust {
+        #[arg(long)]
+        event: i64,
+        #[arg(long)]
+        tier: i64,
+        #[arg(long, allow_negative_numbers = true)]
+        units: i64,
+        #[command(flatten)]
+        store: StoreConfig,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -121,6 +134,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stock(StockCommand::Rebuild { event, store }) => {
             rebuild_stock(&store, event).await
         }
+        Command::Stock(StockCommand::Adjust {
+            event,
+            tier,
+            units,
+            store,
+        }) => adjust_stock(&store, event, tier, units).await,
         Command::Demo {
             store,
             environment,
@@ -224,8 +243,9 @@ async fn start_workers(
             )
         })
         .collect();
+    let ledger = crate::sale::ledger::Ledger::new(pool.clone(), redis.clone(), replicas.clone());
     let sweeper = Sweeper::new(pool, redis, replicas, flags);
-    worker::spawn_workers(tracker, orders, sweeper, config, shutdown);
+    worker::spawn_workers(tracker, orders, sweeper, ledger, config, shutdown);
     Ok(())
 }
 
@@ -236,16 +256,57 @@ async fn rebuild_stock(store: &StoreConfig, event_id: i64) -> anyhow::Result<()>
     let event = crate::events::repo::get(&pool, event_id)
         .await?
         .with_context(|| format!("no event {event_id}"))?;
-    let done = crate::sale::rebuild::rebuild(&pool, &redis, &replicas, &event).await?;
+    let done = crate::sale::rebuild::rebuild(&pool, &redis, &replicas, &event, None).await?;
     println!(
         "event {event_id}: {} bucket(s) rebuilt, {} still had their stock",
         done.rebuilt, done.present
     );
-    if done.rebuilt > 0 {
+    if done.rebuilt > 0 && done.present > 0 {
+        println!(
+            "  the lost buckets came back empty (the others kept selling, so what they held \
+             is not known from PostgreSQL); the ledger check in the admin stats names the \
+             units to return with `rushgate-origin stock adjust`"
+        );
+    } else if done.rebuilt > 0 {
         for tier in &event.tiers {
-            let left = done.remaining.get(&tier.id).copied().unwrap_or(0);
+            let left = done.written.get(&tier.id).copied().unwrap_or(0);
             println!("  tier {} ({}): {left} left", tier.id, tier.name);
         }
+    }
+    Ok(())
+}
+
+async fn adjust_stock(
+    store: &StoreConfig,
+    event_id: i64,
+    tier_id: i64,
+    units: i64,
+) -> anyhow::Result<()> {
+    let pool = db::connect(&store.database_url, 2).await?;
+    let redis = store.redis().await?;
+    let replicas = store.replicas().await?;
+    let event = crate::events::repo::get(&pool, event_id)
+        .await?
+        .with_context(|| format!("no event {event_id}"))?;
+    anyhow::ensure!(
+        event.status == rushgate_core::api::EventStatus::Approved,
+        "event {event_id} is not approved: it has no live stock"
+    );
+    anyhow::ensure!(
+        event.tier(tier_id).is_some(),
+        "event {event_id} has no tier {tier_id}"
+    );
+    let done = crate::sale::stock::adjust(&redis, &replicas, &event, tier_id, units).await?;
+    println!(
+        "event {event_id} tier {tier_id}: {:+} unit(s) (asked {units:+})",
+        done.units
+    );
+    if done.missing > 0 {
+        println!(
+            "  {} bucket(s) have no stock key and were left alone: run \
+             `rushgate-origin stock rebuild --event {event_id}` first",
+            done.missing
+        );
     }
     Ok(())
 }

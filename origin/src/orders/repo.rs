@@ -172,3 +172,36 @@ pub async fn held_units(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<HeldUn
     .fetch_all(pool)
     .await
 }
+
+/// Which of `ids` already have an order row.
+pub async fn existing(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT id FROM orders WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
+
+/// A closed order whose units are still to go back to Redis.
+#[derive(Debug, Clone, FromRow)]
+pub struct WaitingRelease {
+    pub id: Uuid,
+    pub tier_id: i64,
+    pub bucket: i32,
+    pub quantity: i32,
+}
+
+/// An event's closed orders whose release is still in the outbox.
+pub async fn waiting_releases(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<WaitingRelease>> {
+    sqlx::query_as(
+        "SELECT o.id, o.tier_id, o.bucket, o.quantity \
+         FROM orders o JOIN release_outbox r ON r.order_id = o.id \
+         WHERE o.event_id = $1 AND r.released_at IS NULL \
+           AND o.status NOT IN ('awaiting_payment', 'paid')",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+}

@@ -3,13 +3,14 @@
 //! and ARGV order — and what reads them: the reservation (`reserve`), moving
 //! stock between buckets (`transfer`), giving units back (`release`), writing a
 //! lost sale back from PostgreSQL (`rebuild`), the stock figures (`stock`), the
-//! sold-out flags (`soldout`), reservations not yet written (`queued`), the
+//! sold-out flags (`soldout`), operators' corrections (`stock::adjust`), reservations not yet written (`queued`), the
 //! order streams and their registry (`streams`), the record on them
 //! (`record`), confirming writes on replicas (`replicas`) and checking the
 //! ledger against PostgreSQL (`ledger`). The background loops that use them
 //! live in `worker`.
 
 pub mod keys;
+pub mod ledger;
 pub mod lua;
 pub mod queued;
 pub mod rebuild;
@@ -47,6 +48,7 @@ mod tests {
         &super::release::RELEASE,
         &super::rebuild::REBUILD,
         &super::streams::PRUNE,
+        &super::stock::ADJUST,
     ];
 
     #[test]

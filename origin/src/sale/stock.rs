@@ -9,6 +9,7 @@ use rushgate_core::api::EventStatus;
 use rushgate_core::bucket;
 
 use super::keys::Bucket;
+use super::lua::Lua;
 use super::replicas::Replicas;
 use super::streams;
 use crate::events::repo::EventRecord;
@@ -17,6 +18,8 @@ use crate::store::redis::Redis;
 
 /// Remaining units per tier id.
 pub type Remaining = HashMap<i64, i64>;
+
+pub static ADJUST: Lua = Lua::new(include_str!("adjust.lua"), &["stock"], &["units"]);
 
 /// Writes each tier's stock to Redis unless it is already there, so approving
 /// twice, or a restart, never resets a sale in progress; registers the event's
@@ -84,4 +87,69 @@ pub fn total(event: &EventRecord, remaining: &Remaining) -> i64 {
         .iter()
         .map(|t| remaining.get(&t.id).copied().unwrap_or(0))
         .sum()
+}
+
+/// What `stock adjust` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adjusted {
+    /// Units added (negative: taken), over every bucket.
+    pub units: i64,
+    /// Buckets left alone because their stock key is gone (rebuild them first).
+    pub missing: u32,
+}
+
+/// Adds `units` of a tier to an event's stock, split over its buckets as at
+/// approval, or takes `-units` out, fullest bucket first; never below zero.
+/// Each change is confirmed on the replicas.
+pub async fn adjust(
+    redis: &Redis,
+    replicas: &Replicas,
+    event: &EventRecord,
+    tier_id: i64,
+    units: i64,
+) -> Result<Adjusted, sale::Error> {
+    let buckets: Vec<Bucket> = Bucket::all(event.id, event.buckets).collect();
+    let mut plan: Vec<(Bucket, i64)> = Vec::new();
+    if units >= 0 {
+        let split = bucket::split(units, event.buckets);
+        plan.extend(buckets.iter().copied().zip(split));
+    } else {
+        let mut left: Vec<(Bucket, i64)> = Vec::new();
+        for b in &buckets {
+            let units: Option<i64> = redis
+                .conn
+                .clone()
+                .get(redis.keys.bucket(*b).stock(tier_id))
+                .await?;
+            left.push((*b, units.unwrap_or(0)));
+        }
+        left.sort_by_key(|(_, units)| std::cmp::Reverse(*units));
+        let mut to_take = -units;
+        for (b, has) in left {
+            let take = has.min(to_take);
+            if take > 0 {
+                plan.push((b, -take));
+                to_take -= take;
+            }
+        }
+    }
+    let mut out = Adjusted {
+        units: 0,
+        missing: 0,
+    };
+    for (b, units) in plan.into_iter().filter(|(_, u)| *u != 0) {
+        let keys = redis.keys.bucket(b);
+        let (found, changed): (i64, i64) = ADJUST
+            .keys(&[&keys.stock(tier_id)])
+            .arg(units)
+            .invoke_async(&mut redis.conn.clone())
+            .await?;
+        if found == 0 {
+            out.missing += 1;
+            continue;
+        }
+        out.units += changed;
+        replicas.confirm(&keys).await?;
+    }
+    Ok(out)
 }

@@ -91,17 +91,18 @@ pub async fn borrow(
         .arg(tier_id)
         .invoke_async(&mut redis.conn.clone())
         .await?;
+    let mut moved = 0;
     if taken > 0 {
         replicas.confirm(&donor_keys).await?;
-        land(redis, replicas, donor, &transfer, target, tier_id, taken).await?;
+        if land(redis, replicas, donor, &transfer, target, tier_id, taken).await? {
+            moved = taken;
+        }
     }
-    Ok(Borrowed {
-        moved: taken,
-        unreachable,
-    })
+    Ok(Borrowed { moved, unreachable })
 }
 
 /// Credits the target bucket (once), confirms it, deletes the donor's record.
+/// Returns false, leaving the record, if the target bucket's stock is gone.
 async fn land(
     redis: &Redis,
     replicas: &Replicas,
@@ -110,21 +111,25 @@ async fn land(
     target: Bucket,
     tier_id: i64,
     units: i64,
-) -> Result<(), sale::Error> {
+) -> Result<bool, sale::Error> {
     let target_keys = redis.keys.bucket(target);
-    let _: i64 = GIVE
+    let landed: i64 = GIVE
         .keys(&[&target_keys.stock(tier_id), &target_keys.landed(transfer)])
         .arg(units)
         .arg(MARKER_TTL_S)
         .invoke_async(&mut redis.conn.clone())
         .await?;
+    if landed < 0 {
+        tracing::warn!(%transfer, bucket = target.bucket, "transfer waits: the target bucket lost its stock");
+        return Ok(false);
+    }
     replicas.confirm(&target_keys).await?;
     redis::cmd("HDEL")
         .arg(redis.keys.bucket(donor).transfers())
         .arg(transfer)
         .query_async::<()>(&mut redis.conn.clone())
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Lands every transfer a crash left half-done; returns how many.
@@ -157,8 +162,9 @@ pub async fn finish_pending(
                 bucket: target as u32,
                 ..*donor
             };
-            land(redis, replicas, *donor, &id, target, tier, units).await?;
-            finished += 1;
+            if land(redis, replicas, *donor, &id, target, tier, units).await? {
+                finished += 1;
+            }
         }
     }
     Ok(finished)

@@ -1,4 +1,4 @@
-//! Background work: the order worker, the expiry sweeper, and the per-process
+//! Background work: the order worker, the expiry sweeper, the ledger check, and the per-process
 //! housekeeping of the HTTP side (sold-out flag re-checks, funnel flushes). Each
 //! exposes a step that tests call directly; here they run in loops until shutdown.
 
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::AppState;
+use crate::sale::ledger::Ledger;
 use expiry::Sweeper;
 use orders::OrderWorker;
 
@@ -32,6 +33,10 @@ pub struct WorkerConfig {
     /// Interval of the expiry sweeper, ms.
     #[arg(long, env = "RUSHGATE_SWEEP_INTERVAL_MS", default_value_t = 1000)]
     pub sweep_interval_ms: u64,
+    /// Interval of the ledger check (stock against orders, and the rebuild of
+    /// buckets Redis lost), ms.
+    #[arg(long, env = "RUSHGATE_LEDGER_INTERVAL_MS", default_value_t = 5000)]
+    pub ledger_interval_ms: u64,
 }
 
 /// A name for this process's stream consumer, unique across restarts.
@@ -87,11 +92,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// stopped; running workers read every `poll_ms`.
 const STOPPED_CONSUMER_IDLE: Duration = Duration::from_secs(15 * 60);
 
-/// Starts the order workers, the expiry sweeper and the pruner of stopped consumers.
+/// Starts the order workers, the expiry sweeper, the ledger check and the
+/// pruner of stopped consumers.
 pub fn spawn_workers(
     tracker: &TaskTracker,
     workers: Vec<OrderWorker>,
     sweeper: Sweeper,
+    ledger: Ledger,
     config: &WorkerConfig,
     shutdown: &CancellationToken,
 ) {
@@ -122,6 +129,18 @@ pub fn spawn_workers(
             },
         ));
     }
+    tracker.spawn(run_loop(
+        "ledger",
+        shutdown.clone(),
+        Duration::from_millis(config.ledger_interval_ms),
+        move || {
+            let ledger = ledger.clone();
+            async move {
+                ledger.run_once(OffsetDateTime::now_utc()).await?;
+                Ok(false)
+            }
+        },
+    ));
     let every = Duration::from_millis(config.sweep_interval_ms);
     tracker.spawn(run_loop(
         "expiry-sweeper",

@@ -11,6 +11,7 @@ use rushgate_core::Role;
 use rushgate_core::token::SessionClaims;
 use rushgate_origin::app::{self, AppState};
 use rushgate_origin::config::AppConfig;
+use rushgate_origin::sale::ledger::Ledger;
 use rushgate_origin::sale::{Bucket, BucketKeys, Replicas};
 use rushgate_origin::store::redis::Redis;
 use rushgate_origin::worker::expiry::Sweeper;
@@ -342,6 +343,14 @@ impl TestApp {
                 return written;
             }
         }
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        Ledger::new(
+            self.db.clone(),
+            self.redis.clone(),
+            self.state.replicas.clone(),
+        )
     }
 
     pub fn sweeper(&self) -> Sweeper {
