@@ -146,7 +146,7 @@ impl RedisCluster {
         );
         let cluster = Self { nodes };
         let until = std::time::Instant::now() + Duration::from_secs(30);
-        while !cluster.ready() {
+        while !cluster.settled() {
             anyhow::ensure!(
                 std::time::Instant::now() < until,
                 "the Redis Cluster did not settle"
@@ -154,17 +154,6 @@ impl RedisCluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(cluster)
-    }
-
-    /// Every node says `cluster_state:ok` and every replica is in sync.
-    fn ready(&self) -> bool {
-        self.nodes.iter().all(|n| {
-            let info = redis_cli(n.port, &["cluster", "info"]);
-            let replication = redis_cli(n.port, &["info", "replication"]);
-            info.contains("cluster_state:ok")
-                && (replication.contains("role:master")
-                    || replication.contains("master_link_status:up"))
-        })
     }
 
     /// Seed nodes for the cluster client: every node, comma-separated.
@@ -197,11 +186,41 @@ impl RedisCluster {
             .and_then(|address| address.split(['@', ':']).nth(1)?.parse().ok())
     }
 
+    /// What `redis-cli -p <port> <args>` prints.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        redis_cli(port, args)
+    }
+
     /// `kill -9` of the node on `port`.
     pub fn crash(&mut self, port: u16) {
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
             node.crash();
         }
+    }
+
+    /// Starts the node on `port` again, with its cluster identity
+    /// (`nodes.conf`): after a failover it comes back as the new master's
+    /// replica, as an orchestrator's restart would bring it.
+    pub async fn restart(&mut self, port: u16) -> anyhow::Result<()> {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .ok_or_else(|| anyhow::anyhow!("no node on port {port}"))?;
+        node.crash();
+        node.spawn().await
+    }
+
+    /// Every slot has a live master and every live replica is in sync: what a
+    /// restarted node has reached once it serves as a replica again.
+    pub fn settled(&self) -> bool {
+        self.nodes.iter().filter(|n| n.proc.is_some()).all(|n| {
+            let info = redis_cli(n.port, &["cluster", "info"]);
+            let replication = redis_cli(n.port, &["info", "replication"]);
+            info.contains("cluster_state:ok")
+                && (replication.contains("role:master")
+                    || replication.contains("master_link_status:up"))
+        })
     }
 
     /// The ports of the masters, as the nodes say now.

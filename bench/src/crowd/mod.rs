@@ -85,6 +85,9 @@ pub struct CrowdArgs {
     /// A buyer gives up after this long.
     #[arg(long, default_value_t = 120)]
     pub max_seconds: u64,
+    /// Stock buckets of the sale (default: the origin's choice for its stock).
+    #[arg(long)]
+    pub buckets: Option<u32>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -188,7 +191,7 @@ pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow:
         payment_window_s: None,
         dedup_window_s: Some(i64::from(args.dedup_window_s)),
         admission: Some(admission(&args.admission)?),
-        buckets: None,
+        buckets: args.buckets.map(i64::from),
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 2500,
@@ -210,9 +213,28 @@ async fn origin_buys(origin: &Client) -> anyhow::Result<u64> {
     Ok(origin.route_requests("/buy/{event_id}/{token}").await?)
 }
 
-pub async fn run(args: &CrowdArgs) -> anyhow::Result<Report> {
+/// A provisioned sale, before its crowd arrives.
+pub struct Prepared {
+    pub sale: Arc<Sale>,
+    db: PgPool,
+}
+
+/// Provisions the sale and its buyers.
+pub async fn prepare(args: &CrowdArgs) -> anyhow::Result<Prepared> {
     let (db, keys) = args.access.open().await?;
     let sale = Arc::new(provision(args, &db, &keys).await?);
+    Ok(Prepared { sale, db })
+}
+
+/// Provisions a sale and sends the crowd at it.
+pub async fn run(args: &CrowdArgs) -> anyhow::Result<Report> {
+    let prepared = prepare(args).await?;
+    run_prepared(args, prepared).await
+}
+
+/// Sends the crowd at a prepared sale (a test can act on the sale meanwhile).
+pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Result<Report> {
+    let Prepared { sale, db } = prepared;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency.max(64))
         .timeout(Duration::from_secs(30))

@@ -154,7 +154,11 @@ async fn the_ledger_finds_a_broken_stock_key_and_the_operator_fixes_it(db: PgPoo
     assert_eq!(first.check.tiers[0].unaccounted, -3);
     assert!(first.check.warning.is_none(), "one check is not enough");
     let second = check(&app, event_id).await;
-    let warning = second.check.warning.clone().expect("a persisting difference warns");
+    let warning = second
+        .check
+        .warning
+        .clone()
+        .expect("a persisting difference warns");
     assert!(
         warning.contains(&format!(
             "stock adjust --event {event_id} --tier {tier_id} --units -3"
@@ -171,7 +175,10 @@ async fn the_ledger_finds_a_broken_stock_key_and_the_operator_fixes_it(db: PgPoo
         .unwrap();
     assert_eq!((done.units, done.missing), (-3, 0));
     let fixed = check(&app, event_id).await;
-    assert_eq!((fixed.check.tiers[0].unaccounted, fixed.check.streak), (0, 0));
+    assert_eq!(
+        (fixed.check.tiers[0].unaccounted, fixed.check.streak),
+        (0, 0)
+    );
     assert!(fixed.check.warning.is_none());
     assert_eq!(app.drain_orders().await, 1);
     assert_invariants(&app, event_id, None).await;
@@ -219,13 +226,31 @@ async fn one_lost_bucket_comes_back_empty_and_the_ledger_names_what_it_held(db: 
 
     // One node loses one bucket while the others keep their stock.
     let keys = app.keys(event_id, 2).await;
-    let left: i64 = app.redis.conn.clone().get(keys.stock(tier_id)).await.unwrap();
-    let _: () = app.redis.conn.clone().del(keys.stock(tier_id)).await.unwrap();
+    let left: i64 = app
+        .redis
+        .conn
+        .clone()
+        .get(keys.stock(tier_id))
+        .await
+        .unwrap();
+    let _: () = app
+        .redis
+        .conn
+        .clone()
+        .del(keys.stock(tier_id))
+        .await
+        .unwrap();
     check(&app, event_id).await;
     let second = check(&app, event_id).await;
     assert_eq!(second.rebuilt.map(|r| r.rebuilt), Some(1));
     // Back empty (never more than it held), and the ledger says how many to return.
-    let now: i64 = app.redis.conn.clone().get(keys.stock(tier_id)).await.unwrap();
+    let now: i64 = app
+        .redis
+        .conn
+        .clone()
+        .get(keys.stock(tier_id))
+        .await
+        .unwrap();
     assert_eq!(now, 0);
     assert_eq!(second.check.tiers[0].unaccounted, left);
     let third = check(&app, event_id).await;

@@ -30,6 +30,7 @@ async fn a_crowd_through_the_edge_keeps_every_invariant() {
         bots: 0.05,
         bot_period_ms: 20,
         max_seconds: 90,
+        buckets: None,
         json: false,
     };
     let report = crowd::run(&args).await.expect("the crowd ran");
