@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, the wasm32 build of core/, the
 # edge worker build, and the workspace tests — unit, integration against real
-# Redis and PostgreSQL, the system tests with the built worker under workerd —
-# the browser tests of the pages in headless Chromium, and schemathesis against
+# Redis and PostgreSQL, the system tests with the built worker under workerd
+# (some on Redis Clusters of their own), the selling tests again on a Redis
+# Cluster — the browser tests of the pages in headless Chromium, and schemathesis against
 # the origin's OpenAPI description.
 # Installs and starts what is missing (Redis, PostgreSQL, clang, the wasm32
 # target, worker-build, wasm-bindgen-cli, Node packages, schemathesis).
@@ -44,6 +45,26 @@ step "cargo test"
 # The crowd tests hold a few thousand sockets open at once.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo test --workspace --locked
+
+step "selling tests on a Redis Cluster (3 masters, 3 replicas)"
+# The API tests again, against a private cluster on free ports (the system
+# tests start clusters of their own).
+cargo build --locked -q -p rushgate-dev
+cluster_log=$(mktemp)
+"${CARGO_TARGET_DIR:-target}/debug/rushgate-dev" redis-cluster >"$cluster_log" &
+cluster_pid=$!
+trap 'kill "$cluster_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  grep -q redis_url "$cluster_log" && break
+  kill -0 "$cluster_pid" 2>/dev/null || { echo "the Redis Cluster did not start"; exit 1; }
+  sleep 0.1
+done
+cluster_url=$(grep -o 'redis://[^"]*' "$cluster_log")
+echo "cluster seeds: $cluster_url"
+RUSHGATE_TEST_REDIS_URL="$cluster_url" RUSHGATE_TEST_REDIS_CLUSTER=true \
+  cargo test --locked -p rushgate-origin --test api
+kill "$cluster_pid"; wait "$cluster_pid" 2>/dev/null || true
+trap - EXIT
 
 step "API fuzzing (schemathesis against the OpenAPI description)"
 scripts/fuzz-api.sh 25

@@ -2,6 +2,7 @@
 // against the whole system through the edge. Screenshots of every page go to
 // artifacts/screenshots/.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -28,6 +29,7 @@ after(async () => {
   await stack?.stop();
 });
 
+const redisCli = (url, ...args) => execFileSync("redis-cli", ["-u", url, ...args], { encoding: "utf8" });
 const shot = (page, name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
 const iso = (ms) => new Date(Date.now() + ms).toISOString();
 
@@ -201,7 +203,16 @@ test("an admin approves an operator's event, a customer cannot, and the dashboar
   await admin.waitForSelector("#chart canvas");
   // A few refreshes make a line, not a dot.
   await admin.waitForFunction(() => Number(document.querySelector("#chart").dataset.samples) >= 3, null, { timeout: 30_000 });
+  await admin.waitForSelector('[data-ledger="ok"]', { timeout: 30_000 });
   await shot(admin, "12-dashboard");
+
+  // Units added to Redis by hand are counted twice: the dashboard warns and
+  // names the command that takes them out.
+  const tier = event.tiers[0].id;
+  redisCli(stack.redisUrl, "INCRBY", `${stack.redisPrefix}:{e${event.id}:b0}:stock:t${tier}`, "2");
+  const warning = await admin.waitForSelector('[data-ledger="warning"]', { timeout: 30_000 });
+  assert.match(await warning.textContent(), new RegExp(`stock adjust --event ${event.id} --tier ${tier} --units -2`));
+  await shot(admin, "13-dashboard-ledger-warning");
 });
 
 test("pages revalidate, versioned assets are cached for good", async () => {

@@ -12,7 +12,8 @@ const bins = path.join(process.env.CARGO_TARGET_DIR || path.join(root, "target")
 
 export async function startStack() {
   const launcher = spawn(path.join(bins, "rushgate-dev"),
-    ["up", "--edge", "workerd", "--edge-var", "EVENT_CACHE_TTL_S=1"],
+    ["up", "--edge", "workerd", "--edge-var", "EVENT_CACHE_TTL_S=1",
+      "--origin-env", "RUSHGATE_LEDGER_INTERVAL_MS=500"],
     { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const described = await new Promise((resolve, reject) => {
     createInterface({ input: launcher.stdout }).once("line", (line) => resolve(JSON.parse(line)));
@@ -29,6 +30,8 @@ export async function startStack() {
   const stack = {
     edge: described.edge,
     origin: described.origins[0],
+    redisUrl: described.redis_url,
+    redisPrefix: described.redis_prefix,
     dir: described.dir,
     async stop() {
       launcher.kill("SIGTERM");

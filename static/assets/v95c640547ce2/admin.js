@@ -162,11 +162,13 @@ async function dashboard(id) {
   const numbers = el("div", { class: "stats", id: "numbers" });
   const funnel = el("div", { class: "bars", id: "funnel", role: "list", "aria-label": "Admission funnel" });
   const tiers = el("div", { id: "tier-table" });
+  const ledger = el("div", { id: "ledger" });
   const updated = el("p", { class: "muted", "aria-live": "off" });
   main.replaceChildren(
     el("p", {}, el("a", { href: "#" }, "← Console")),
     el("h1", {}, `Dashboard: ${event.name}`),
     el("p", {}, badge(event.phase), " ", el("a", { href: `/api/admin/events/${id}/orders.csv`, download: true }, "Download winners (CSV)")),
+    ledger,
     numbers,
     el("section", { class: "card" }, el("h2", {}, "Units over time"), chartBox),
     el("section", { class: "card" }, el("h2", {}, "Admission funnel"), funnel),
@@ -216,6 +218,12 @@ async function dashboard(id) {
       el("thead", {}, el("tr", {}, ["Tier", "Stock", "Remaining", "Held", "Paid", "Expired", "Cancelled"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, stats.tiers.map((t) => el("tr", {},
         el("td", {}, t.name), ...[t.stock_total, t.remaining, t.reserved, t.paid, t.expired, t.cancelled].map((n) => el("td", {}, String(n))))))));
+    // The workers' ledger check: a warning names the command that fixes it.
+    const check = stats.ledger;
+    ledger.replaceChildren(...(!check ? [] : check.warning
+      ? [notice("warn", "Ledger check", " ", el("span", { "data-ledger": "warning" }, check.warning))]
+      : [el("p", { class: "muted", "data-ledger": "ok" },
+        `Stock and orders add up (checked ${new Date(check.checked_at).toLocaleTimeString()}).`)]));
     updated.textContent = `Updated ${new Date().toLocaleTimeString()} · refreshes every 2 s`;
   };
   await poll();
