@@ -58,7 +58,9 @@ print(f'export RUSHGATE_DATABASE_URL={s["database_url"]}')
 print(f'export RUSHGATE_SIGNING_KEY={s["signing_key"]}')
 print(f'EDGE={s["edge"] or ""}')
 print(f'origin_pid={s["pids"]["origins"][0]}')
-print(f'redis_pid={s["pids"]["redis"] or ""}')
+redis = s["pids"]["redis"]
+# A cluster has several nodes: their pids, space-separated.
+print(f'redis_pid="{" ".join(map(str, redis)) if isinstance(redis, list) else (redis or "")}"')
 print(f'edge_pid={s["pids"]["edge"] or ""}')
 PY
 )"

@@ -29,7 +29,7 @@ prepare_round() {
 gone_tier=$(sold_out_sale "$work/gone.txt")
 redis_all=(); origin_all=(); soldout_all=(); trivial_all=()
 
-sha=$(redis-cli -p "$rport" SCRIPT LOAD "$(cat origin/lua/reserve.lua)")
+sha=$(redis-cli -p "$rport" SCRIPT LOAD "$(cat origin/src/sale/reserve.lua)")
 tag="bench:{e999999:b0}"
 redis-cli -p "$rport" SET "$tag:stock:t1" 100000000000 >/dev/null
 exp=$(( $(date +%s) + 3600 ))

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 
-use rushgate_bench::{crowd, provision, replay, trivial};
+use rushgate_bench::{crowd, failover, provision, replay, trivial};
 
 #[derive(Debug, Parser)]
 #[command(name = "rushgate-bench", version, about = "rushgate benchmark driver")]
@@ -21,6 +21,9 @@ pub enum Command {
     /// Simulate a crowd of buyers (and bots) against the edge or the origin and
     /// check the invariants afterwards; exits non-zero on any violation.
     Crowd(crowd::CrowdArgs),
+    /// Kill the Redis master with the most stock mid-sale (a private cluster
+    /// from the launcher) and report how long selling paused.
+    Failover(failover::FailoverArgs),
     /// Replay prepared `/buy` requests at a fixed rate (open loop) and report
     /// latency percentiles measured from when each request was due.
     Replay(replay::ReplayArgs),
@@ -37,6 +40,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PrepareBuy(args) => provision::prepare_buy(args).await,
         Command::TrivialServer { bind } => trivial::serve(bind).await,
         Command::Replay(args) => replay::run(&args).await,
+        Command::Failover(args) => {
+            let report = failover::run(&args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            anyhow::ensure!(report.violations.is_empty(), "{:?}", report.violations);
+            Ok(())
+        }
         Command::Crowd(args) => {
             let report = crowd::run(&args).await?;
             if args.json {

@@ -2,6 +2,7 @@
 //! tests can run a crowd too.
 
 pub mod crowd;
+pub mod failover;
 pub mod provision;
 pub mod replay;
 pub mod stats;

@@ -71,6 +71,9 @@ pub struct PrepareBuy {
     /// Per-user dedup window at the edge, seconds.
     #[arg(long, default_value_t = 0)]
     pub dedup_window_s: u32,
+    /// Stock buckets of the sale (spread over the masters of a Redis Cluster).
+    #[arg(long, default_value_t = 1)]
+    pub buckets: u32,
     /// Where to write the requests.
     #[arg(long)]
     pub out: PathBuf,
@@ -129,7 +132,7 @@ pub async fn prepare_buy(args: PrepareBuy) -> anyhow::Result<()> {
             rounds: Some(vec![args.admission_p]),
             mode: None,
         }),
-        buckets: None,
+        buckets: Some(i64::from(args.buckets)),
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 1000,

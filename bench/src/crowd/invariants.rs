@@ -69,7 +69,19 @@ pub async fn check(
         violations.push(format!("user {user} holds {units} > {per_user_limit}"));
     }
 
-    let stats = sale.admin.stats(sale.event_id).await?;
+    // A Redis node failing over answers 503 for a moment: ask again.
+    let until = Instant::now() + Duration::from_secs(30);
+    let stats = loop {
+        match sale.admin.stats(sale.event_id).await {
+            Err(e)
+                if e.status() == Some(reqwest::StatusCode::SERVICE_UNAVAILABLE)
+                    && Instant::now() < until =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answer => break answer?,
+        }
+    };
     let mut units_sold = 0;
     for tier in &stats.tiers {
         let (total, remaining, reserved, paid) =
