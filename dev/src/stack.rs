@@ -414,6 +414,15 @@ impl Stack {
         self.origins[i].proc = None;
     }
 
+    /// What origin `i` has logged so far (empty once it is stopped).
+    pub fn origin_output(&self, i: usize) -> String {
+        self.origins[i]
+            .proc
+            .as_ref()
+            .map(Proc::output)
+            .unwrap_or_default()
+    }
+
     /// `kill -9` of origin `i`: a crash.
     pub fn crash_origin(&mut self, i: usize) {
         if let Some(proc) = self.origins[i].proc.take() {

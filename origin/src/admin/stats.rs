@@ -18,7 +18,6 @@ use crate::events::repo::EventRecord;
 use crate::extract::{AuthUser, Id};
 use crate::sale::Bucket;
 use crate::sale::record::Reservation;
-use crate::sale::stock;
 use crate::store::redis::Redis;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -38,7 +37,10 @@ async fn stats(
 }
 
 /// Units by tier and status from PostgreSQL, remaining and queued from Redis.
+/// Redis is read first, and queued reservations that are rows by the time
+/// PostgreSQL is read count once, as rows.
 pub async fn event_stats(state: &AppState, event: &EventRecord) -> ApiResult<EventStats> {
+    let mut buckets = per_bucket(&state.redis, event).await?;
     let rows: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT tier_id, status, COALESCE(SUM(quantity), 0)::bigint FROM orders \
          WHERE event_id = $1 GROUP BY tier_id, status",
@@ -50,8 +52,14 @@ pub async fn event_stats(state: &AppState, event: &EventRecord) -> ApiResult<Eve
     for (tier, status, units) in &rows {
         by_status.insert((*tier, status.as_str()), *units);
     }
-    let remaining = stock::remaining(&state.redis, &[event]).await?;
-    let buckets = per_bucket(&state.redis, event).await?;
+    let ids: Vec<uuid::Uuid> = buckets.queued_records.iter().map(|r| r.id).collect();
+    let written = crate::orders::repo::existing(&state.db, &ids).await?;
+    for r in &buckets.queued_records {
+        if !written.contains(&r.id) {
+            *buckets.queued.entry(r.tier_id).or_insert(0) += i64::from(r.quantity);
+        }
+    }
+    let remaining = &buckets.remaining;
     let tiers = event
         .tiers
         .iter()
@@ -89,33 +97,47 @@ pub async fn event_stats(state: &AppState, event: &EventRecord) -> ApiResult<Eve
     })
 }
 
-/// What an event's buckets hold besides stock.
+/// What an event's buckets hold.
 struct PerBucket {
+    /// Units left, by tier (the sum over the buckets).
+    remaining: HashMap<i64, i64>,
+    /// Reservations on their way to PostgreSQL.
+    queued_records: Vec<Reservation>,
     /// Units held by reservations not yet written to PostgreSQL, by tier.
     queued: HashMap<i64, i64>,
     /// The counters the scripts keep in each bucket.
     funnels: Vec<HashMap<String, i64>>,
 }
 
+/// Stock per tier, queued records, the scripts' counters.
+type BucketReply = (Vec<Option<i64>>, Vec<String>, HashMap<String, i64>);
+
 /// Reads every bucket at once, one round trip each (a bucket is one slot).
 async fn per_bucket(redis: &Redis, event: &EventRecord) -> redis::RedisResult<PerBucket> {
     let reads = Bucket::all(event.id, event.buckets).map(|b| async move {
         let keys = redis.keys.bucket(b);
+        let stock: Vec<String> = event.tiers.iter().map(|t| keys.stock(t.id)).collect();
         redis::pipe()
+            .cmd("MGET")
+            .arg(&stock)
             .hvals(keys.queued())
             .hgetall(keys.funnel())
-            .query_async::<(Vec<String>, HashMap<String, i64>)>(&mut redis.conn.clone())
+            .query_async::<BucketReply>(&mut redis.conn.clone())
             .await
     });
     let mut out = PerBucket {
+        remaining: event.tiers.iter().map(|t| (t.id, 0)).collect(),
+        queued_records: Vec::new(),
         queued: HashMap::new(),
         funnels: Vec::new(),
     };
     for read in join_all(reads).await {
-        let (records, funnel) = read?;
-        for record in records.iter().filter_map(|v| Reservation::parse(v)) {
-            *out.queued.entry(record.tier_id).or_insert(0) += i64::from(record.quantity);
+        let (stock, records, funnel) = read?;
+        for (tier, units) in event.tiers.iter().zip(stock) {
+            *out.remaining.entry(tier.id).or_insert(0) += units.unwrap_or(0).max(0);
         }
+        out.queued_records
+            .extend(records.iter().filter_map(|v| Reservation::parse(v)));
         out.funnels.push(funnel);
     }
     Ok(out)

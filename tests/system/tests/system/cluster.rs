@@ -82,6 +82,12 @@ async fn until_orders(stack: &Stack, event: i64, n: i64) {
     .await;
 }
 
+/// The end of a log, for a failure message.
+fn last_lines(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 #[tokio::test]
 async fn a_sale_in_six_buckets_sells_out_on_the_cluster() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -155,7 +161,13 @@ async fn killing_the_master_with_the_most_stock_mid_sale_loses_nothing() {
     let failed_over_at = OffsetDateTime::now_utc();
     nodes.restart(victim).await.unwrap();
 
-    let report = running.await.unwrap().expect("the crowd ran");
+    let report = match running.await.unwrap() {
+        Ok(report) => report,
+        Err(e) => panic!(
+            "the crowd failed: {e:#}\n{}",
+            last_lines(&stack.origin_output(0))
+        ),
+    };
     assert_sold_out_within_the_rules(&report);
     // The other masters kept selling while the victim's slots had no master.
     let during: i64 = sqlx::query_scalar(
