@@ -29,7 +29,7 @@ stack nowait --redis-cluster 3 --origin-env RUSHGATE_REDIS_REPLICAS=0
 reserve() {
   local name="$1" tier out
   export RUSHGATE_BIND=${bind[$name]} RUSHGATE_DATABASE_URL=${db[$name]} RUSHGATE_SIGNING_KEY=${key[$name]}
-  tier=$(prepare_buy "$work/$name.txt" --users 10000 --urls-per-user 20 --stock 5000000 \
+  tier=$(prepare_buy "$work/$name.txt" --users 10000 --urls-per-user 40 --stock 5000000 \
     --per-user-limit 100 --buckets 6)
   out=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/wrk/replay.lua "http://$RUSHGATE_BIND" \
     -- "$work/$name.txt" "$tier" 2)

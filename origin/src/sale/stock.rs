@@ -49,35 +49,64 @@ pub async fn init(
     Ok(())
 }
 
-/// Remaining units of every tier of `events`, in one round trip per node.
-/// Events that are not approved have sold nothing: their remaining is their
-/// stock.
+/// Remaining units of every tier of `events`: each bucket read on its own
+/// (one slot), all at once. Events that are not approved have sold nothing:
+/// their remaining is their stock. A bucket whose node does not answer (a
+/// master failing over) counts as one unit per tier, so a sale is never shown
+/// sold out while part of its stock cannot be seen; only when no bucket
+/// answers is it an error.
 pub async fn remaining(redis: &Redis, events: &[&EventRecord]) -> redis::RedisResult<Remaining> {
     let mut out = Remaining::new();
-    let mut keys = Vec::new();
-    let mut owners = Vec::new();
+    let mut reads = Vec::new();
     for event in events {
         for tier in &event.tiers {
-            if event.status == EventStatus::Approved {
-                for b in Bucket::all(event.id, event.buckets) {
-                    keys.push(redis.keys.bucket(b).stock(tier.id));
-                    owners.push(tier.id);
-                }
-                out.insert(tier.id, 0);
+            let units = if event.status == EventStatus::Approved {
+                0
             } else {
-                out.insert(tier.id, i64::from(tier.stock));
+                i64::from(tier.stock)
+            };
+            out.insert(tier.id, units);
+        }
+        if event.status != EventStatus::Approved || event.tiers.is_empty() {
+            continue;
+        }
+        for b in Bucket::all(event.id, event.buckets) {
+            let keys: Vec<String> = event
+                .tiers
+                .iter()
+                .map(|t| redis.keys.bucket(b).stock(t.id))
+                .collect();
+            let tiers: Vec<i64> = event.tiers.iter().map(|t| t.id).collect();
+            reads.push(async move {
+                let values: redis::RedisResult<Vec<Option<i64>>> =
+                    redis.conn.clone().mget(&keys).await;
+                (tiers, values)
+            });
+        }
+    }
+    let mut failure = None;
+    let mut answered = 0;
+    let total = reads.len();
+    for (tiers, values) in futures::future::join_all(reads).await {
+        match values {
+            Ok(values) => {
+                answered += 1;
+                for (tier_id, units) in tiers.into_iter().zip(values) {
+                    *out.entry(tier_id).or_default() += units.unwrap_or(0).max(0);
+                }
+            }
+            Err(e) => {
+                for tier_id in tiers {
+                    *out.entry(tier_id).or_default() += 1;
+                }
+                failure = Some(e);
             }
         }
     }
-    if keys.is_empty() {
-        return Ok(out);
+    match failure {
+        Some(e) if answered == 0 && total > 0 => Err(e),
+        _ => Ok(out),
     }
-    // MGET over several slots is split per node by the cluster client.
-    let values: Vec<Option<i64>> = redis.conn.clone().mget(&keys).await?;
-    for (tier_id, value) in owners.into_iter().zip(values) {
-        *out.entry(tier_id).or_default() += value.unwrap_or(0).max(0);
-    }
-    Ok(out)
 }
 
 /// Total remaining over an event's tiers.

@@ -3,8 +3,9 @@
 //! key namespace every key goes through.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -27,7 +28,119 @@ pub struct Redis {
 #[derive(Clone)]
 pub enum RedisConn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterConn),
+}
+
+/// Consecutive failed commands (timeouts, lost connections, with no success
+/// in between) after which the cluster connection counts as stuck.
+const STUCK_AFTER: u32 = 50;
+/// Least time between two replacements of the cluster connection.
+const REPLACE_EVERY: Duration = Duration::from_secs(1);
+
+/// A Redis Cluster connection that replaces itself when it stops answering.
+/// After a master is killed, the cluster client's connection has been seen to
+/// time out every command for minutes once the cluster had recovered; a node
+/// failing over makes only the commands for its slots fail, and any success
+/// elsewhere resets the count, so only a connection that fails everything is
+/// replaced (by a fresh one from the same client, which reads the slot map
+/// anew).
+#[derive(Clone)]
+pub struct ClusterConn(Arc<ClusterInner>);
+
+struct ClusterInner {
+    client: ClusterClient,
+    conn: RwLock<ClusterConnection>,
+    failures: AtomicU32,
+    replaced_at: Mutex<Option<Instant>>,
+}
+
+impl ClusterConn {
+    async fn connect(client: ClusterClient) -> redis::RedisResult<Self> {
+        let conn = client.get_async_connection().await?;
+        Ok(Self(Arc::new(ClusterInner {
+            client,
+            conn: RwLock::new(conn),
+            failures: AtomicU32::new(0),
+            replaced_at: Mutex::new(None),
+        })))
+    }
+
+    fn current(&self) -> ClusterConnection {
+        self.0
+            .conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn observe<T>(&self, result: &redis::RedisResult<T>) {
+        let failed = match result {
+            Ok(_) => false,
+            Err(e) => e.is_timeout() || e.is_connection_dropped() || e.is_io_error(),
+        };
+        if !failed {
+            self.0.failures.store(0, Ordering::Relaxed);
+            return;
+        }
+        if self.0.failures.fetch_add(1, Ordering::Relaxed) + 1 < STUCK_AFTER {
+            return;
+        }
+        {
+            let mut at = self
+                .0
+                .replaced_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if at.is_some_and(|at| at.elapsed() < REPLACE_EVERY) {
+                return;
+            }
+            *at = Some(Instant::now());
+        }
+        self.0.failures.store(0, Ordering::Relaxed);
+        let this = self.clone();
+        tokio::spawn(async move {
+            tracing::warn!("the Redis Cluster connection fails every command: opening a new one");
+            match this.0.client.get_async_connection().await {
+                Ok(conn) => {
+                    *this.0.conn.write().unwrap_or_else(PoisonError::into_inner) = conn;
+                }
+                Err(e) => tracing::warn!(error = %e, "reconnecting to the Redis Cluster failed"),
+            }
+        });
+    }
+
+    async fn route_command(&self, cmd: Cmd, routing: RoutingInfo) -> redis::RedisResult<Value> {
+        let result = self.current().route_command(cmd, routing).await;
+        self.observe(&result);
+        result
+    }
+}
+
+impl ConnectionLike for ClusterConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let result = self.current().req_packed_command(cmd).await;
+            self.observe(&result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let result = self.current().req_packed_commands(cmd, offset, count).await;
+            self.observe(&result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
 }
 
 impl ConnectionLike for RedisConn {
@@ -106,8 +219,7 @@ impl Redis {
                 .build()
                 .context("parsing RUSHGATE_REDIS_URL (cluster seed nodes)")?;
             RedisConn::Cluster(
-                client
-                    .get_async_connection()
+                ClusterConn::connect(client)
                     .await
                     .context("connecting to the Redis Cluster")?,
             )
