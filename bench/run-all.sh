@@ -16,6 +16,7 @@ source scripts/services.sh
 ensure_services
 DATABASE_URL="$RUSHGATE_PG_BASE/postgres" run cargo bench --locked -q -p rushgate-origin --bench order_worker -- 100000
 run bench/scripts/shielding.sh 10000 10
+run bench/scripts/cluster.sh "$secs"
 echo
 echo "=== summary"
-grep -E "^(P[1-4] |offered|capacity|shedding|no shedding|Wasm|units sold|invariants)" "$log"
+grep -E "^(P[1-4] |C[1-2] |offered|capacity|shedding|no shedding|Wasm|units sold|invariants|\{\"buckets)" "$log"
