@@ -75,9 +75,15 @@ cargo build --locked -q -p rushgate-origin -p rushgate-dev
 node --test tests/browser/
 echo "screenshots: artifacts/screenshots/"
 
-if docker compose version >/dev/null 2>&1; then
-  step "docker compose config"
-  RUSHGATE_SIGNING_KEY=$(printf '0%.0s' {1..64}) docker compose config -q
+# The compose file, both profiles (compose v2, else Debian's docker-compose v1).
+compose=()
+if docker compose version >/dev/null 2>&1; then compose=(docker compose)
+elif command -v docker-compose >/dev/null; then compose=(docker-compose); fi
+if [ "${#compose[@]}" -gt 0 ]; then
+  step "${compose[*]} config"
+  key=$(printf '0%.0s' {1..64})
+  RUSHGATE_SIGNING_KEY=$key "${compose[@]}" config -q
+  RUSHGATE_SIGNING_KEY=$key "${compose[@]}" --profile cluster config -q
 fi
 
 step "all tests passed"
