@@ -49,29 +49,34 @@ impl SoldOutFlags {
         if flagged.is_empty() {
             return Ok(0);
         }
-        let mut keys = Vec::new();
-        for (tier, f) in &flagged {
-            keys.extend(
-                Bucket::all(f.event_id, f.buckets).map(|b| redis.keys.bucket(b).stock(*tier)),
-            );
-        }
-        // MGET over several slots is split per node by the cluster client.
-        let stock: Vec<Option<i64>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut redis.conn.clone())
-            .await?;
-        let mut units = stock.into_iter();
-        let mut cleared = 0;
-        for (tier, f) in flagged {
-            let total: i64 = units
-                .by_ref()
-                .take(f.buckets as usize)
-                .map(|u| u.unwrap_or(0))
-                .sum();
-            if total > 0 {
-                self.clear(tier);
-                cleared += 1;
+        // One read per bucket (each its own slot), all at once; a bucket whose
+        // node does not answer is asked again at the next re-check.
+        let reads = flagged.iter().flat_map(|(tier, f)| {
+            Bucket::all(f.event_id, f.buckets).map(move |b| async move {
+                let units: redis::RedisResult<Option<i64>> = redis::cmd("GET")
+                    .arg(redis.keys.bucket(b).stock(*tier))
+                    .query_async(&mut redis.conn.clone())
+                    .await;
+                (*tier, units)
+            })
+        });
+        let mut with_stock = std::collections::HashSet::new();
+        let mut failure = None;
+        for (tier, units) in futures::future::join_all(reads).await {
+            match units {
+                Ok(units) if units.unwrap_or(0) > 0 => {
+                    with_stock.insert(tier);
+                }
+                Ok(_) => {}
+                Err(e) => failure = Some(e),
             }
+        }
+        let cleared = with_stock.len();
+        for tier in with_stock {
+            self.clear(tier);
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         Ok(cleared)
     }

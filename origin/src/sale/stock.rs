@@ -49,62 +49,67 @@ pub async fn init(
     Ok(())
 }
 
-/// Remaining units of every tier of `events`: each bucket read on its own
-/// (one slot), all at once. Events that are not approved have sold nothing:
-/// their remaining is their stock. A bucket whose node does not answer (a
-/// master failing over) counts as one unit per tier, so a sale is never shown
-/// sold out while part of its stock cannot be seen; only when no bucket
-/// answers is it an error.
+/// Remaining units of every tier of `events`. Events that are not approved
+/// have sold nothing: their remaining is their stock. One MGET reads every
+/// bucket (split per node by the cluster client); if it fails, each bucket is
+/// read on its own, and a bucket whose node does not answer (a master failing
+/// over) counts as one unit per tier, so a sale is never shown sold out while
+/// part of its stock cannot be seen. Only when no bucket answers is it an error.
 pub async fn remaining(redis: &Redis, events: &[&EventRecord]) -> redis::RedisResult<Remaining> {
     let mut out = Remaining::new();
-    let mut reads = Vec::new();
+    // Per bucket: its tiers and their stock keys.
+    let mut buckets: Vec<(Vec<i64>, Vec<String>)> = Vec::new();
     for event in events {
+        let approved = event.status == EventStatus::Approved;
         for tier in &event.tiers {
-            let units = if event.status == EventStatus::Approved {
-                0
-            } else {
-                i64::from(tier.stock)
-            };
-            out.insert(tier.id, units);
+            out.insert(tier.id, if approved { 0 } else { i64::from(tier.stock) });
         }
-        if event.status != EventStatus::Approved || event.tiers.is_empty() {
+        if !approved || event.tiers.is_empty() {
             continue;
         }
         for b in Bucket::all(event.id, event.buckets) {
-            let keys: Vec<String> = event
-                .tiers
-                .iter()
-                .map(|t| redis.keys.bucket(b).stock(t.id))
-                .collect();
-            let tiers: Vec<i64> = event.tiers.iter().map(|t| t.id).collect();
-            reads.push(async move {
-                let values: redis::RedisResult<Vec<Option<i64>>> =
-                    redis.conn.clone().mget(&keys).await;
-                (tiers, values)
-            });
+            let keys = redis.keys.bucket(b);
+            buckets.push((
+                event.tiers.iter().map(|t| t.id).collect(),
+                event.tiers.iter().map(|t| keys.stock(t.id)).collect(),
+            ));
         }
     }
+    if buckets.is_empty() {
+        return Ok(out);
+    }
+    let all: Vec<&String> = buckets.iter().flat_map(|(_, keys)| keys).collect();
+    if let Ok(values) = redis.conn.clone().mget::<_, Vec<Option<i64>>>(&all).await {
+        let tiers = buckets.iter().flat_map(|(tiers, _)| tiers);
+        for (tier_id, units) in tiers.zip(values) {
+            *out.entry(*tier_id).or_default() += units.unwrap_or(0).max(0);
+        }
+        return Ok(out);
+    }
+    let reads = buckets.iter().map(|(tiers, keys)| async move {
+        let values: redis::RedisResult<Vec<Option<i64>>> = redis.conn.clone().mget(keys).await;
+        (tiers, values)
+    });
     let mut failure = None;
-    let mut answered = 0;
-    let total = reads.len();
+    let mut answered = false;
     for (tiers, values) in futures::future::join_all(reads).await {
         match values {
             Ok(values) => {
-                answered += 1;
-                for (tier_id, units) in tiers.into_iter().zip(values) {
-                    *out.entry(tier_id).or_default() += units.unwrap_or(0).max(0);
+                answered = true;
+                for (tier_id, units) in tiers.iter().zip(values) {
+                    *out.entry(*tier_id).or_default() += units.unwrap_or(0).max(0);
                 }
             }
             Err(e) => {
                 for tier_id in tiers {
-                    *out.entry(tier_id).or_default() += 1;
+                    *out.entry(*tier_id).or_default() += 1;
                 }
                 failure = Some(e);
             }
         }
     }
     match failure {
-        Some(e) if answered == 0 && total > 0 => Err(e),
+        Some(e) if !answered => Err(e),
         _ => Ok(out),
     }
 }
