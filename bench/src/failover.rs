@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use clap::Args;
-use rushgate_core::bucket;
 use rushgate_dev::{Options, Stack};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -115,47 +114,15 @@ pub async fn run(args: &FailoverArgs) -> anyhow::Result<FailoverReport> {
     let nodes = stack
         .redis_cluster_nodes()
         .ok_or_else(|| anyhow::anyhow!("the stack has no private cluster"))?;
-    let mut per_master: Vec<(u16, i64, Vec<u16>)> = Vec::new();
-    for b in 0..args.buckets {
-        let tag = bucket::tag(event, b, args.buckets);
-        let slot = bucket::slot(&tag);
-        let master = nodes
-            .master_of_slot(slot)
-            .ok_or_else(|| anyhow::anyhow!("no master for slot {slot}"))?;
-        let key = format!("{prefix}:{{{tag}}}:stock:t{tier}");
-        let units: i64 = nodes
-            .cli(master, &["GET", &key])
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        match per_master.iter_mut().find(|(m, _, _)| *m == master) {
-            Some((_, total, slots)) => {
-                *total += units;
-                slots.push(slot);
-            }
-            None => per_master.push((master, units, vec![slot])),
-        }
-    }
-    let (victim, _, slots) = per_master
-        .into_iter()
-        .max_by_key(|(_, units, _)| *units)
-        .ok_or_else(|| anyhow::anyhow!("no buckets"))?;
+    let victim = nodes
+        .busiest_master(&prefix, event, tier, args.buckets)
+        .ok_or_else(|| anyhow::anyhow!("no master for a bucket of the sale"))?;
 
     let killed_at = OffsetDateTime::now_utc();
-    nodes.crash(victim);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !slots
-        .iter()
-        .all(|s| matches!(nodes.master_of_slot(*s), Some(p) if p != victim))
-    {
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no failover in 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    nodes.crash(victim.port);
+    nodes.wait_taken_over(victim.port, &victim.slots).await?;
     let failed_over_at = OffsetDateTime::now_utc();
-    nodes.restart(victim).await?;
+    nodes.restart(victim.port).await?;
 
     let report = running.await??;
     let db = stack.db().await?;
@@ -194,7 +161,7 @@ pub async fn run(args: &FailoverArgs) -> anyhow::Result<FailoverReport> {
         .map(|(i, _)| i as f64 / 2.0 - 1.0);
     Ok(FailoverReport {
         buckets: args.buckets,
-        buckets_on_victim: slots.len(),
+        buckets_on_victim: victim.slots.len(),
         failover_s: (failed_over_at - killed_at).as_seconds_f64(),
         longest_pause_s: longest_pause,
         orders_during_failover: during,

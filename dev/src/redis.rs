@@ -186,6 +186,57 @@ impl RedisCluster {
             .and_then(|address| address.split(['@', ':']).nth(1)?.parse().ok())
     }
 
+    /// The master whose buckets of an event hold the most units of a tier now
+    /// (keys under `prefix`, as the origin names them), with the slots of
+    /// those buckets and the units they hold.
+    pub fn busiest_master(
+        &self,
+        prefix: &str,
+        event_id: i64,
+        tier_id: i64,
+        buckets: u32,
+    ) -> Option<Busiest> {
+        let mut per_master: Vec<Busiest> = Vec::new();
+        for b in 0..buckets {
+            let tag = rushgate_core::bucket::tag(event_id, b, buckets);
+            let slot = rushgate_core::bucket::slot(&tag);
+            let master = self.master_of_slot(slot)?;
+            let key = format!("{prefix}:{{{tag}}}:stock:t{tier_id}");
+            let units: i64 = redis_cli(master, &["GET", &key])
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            match per_master.iter_mut().find(|m| m.port == master) {
+                Some(m) => {
+                    m.units += units;
+                    m.slots.push(slot);
+                }
+                None => per_master.push(Busiest {
+                    port: master,
+                    units,
+                    slots: vec![slot],
+                }),
+            }
+        }
+        per_master.into_iter().max_by_key(|m| m.units)
+    }
+
+    /// Waits until every slot in `slots` has a live master other than `port`.
+    pub async fn wait_taken_over(&self, port: u16, slots: &[u16]) -> anyhow::Result<()> {
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while !slots
+            .iter()
+            .all(|s| matches!(self.master_of_slot(*s), Some(p) if p != port))
+        {
+            anyhow::ensure!(
+                std::time::Instant::now() < until,
+                "no failover of {port} in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// What `redis-cli -p <port> <args>` prints.
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
         redis_cli(port, args)
@@ -235,6 +286,16 @@ impl RedisCluster {
             .filter_map(|address| address.split(['@', ':']).nth(1)?.parse().ok())
             .collect()
     }
+}
+
+/// A master and the event buckets it holds ([`RedisCluster::busiest_master`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busiest {
+    pub port: u16,
+    /// Units of the tier in those buckets.
+    pub units: i64,
+    /// Slots of the buckets.
+    pub slots: Vec<u16>,
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {

@@ -26,6 +26,7 @@ use super::rebuild::{self, Rebuilt};
 use super::record::Reservation;
 use super::replicas::Replicas;
 use super::streams;
+use super::transfer::Pending;
 use crate::events::repo::EventRecord;
 use crate::orders::repo as orders;
 use crate::store::redis::Redis;
@@ -239,23 +240,16 @@ impl Ledger {
             moving: Vec::new(),
         };
         for (id, value) in transfers {
-            let mut parts = value.split(':').map(str::parse::<i64>);
-            let (Some(Ok(target)), Some(Ok(tier)), Some(Ok(units))) =
-                (parts.next(), parts.next(), parts.next())
-            else {
+            let Some(p) = Pending::parse(b, &value) else {
                 continue;
-            };
-            let target = Bucket {
-                bucket: target.max(0) as u32,
-                ..b
             };
             // Landed already (its record is deleted right after): in the target's stock.
             let landed: bool = redis::cmd("EXISTS")
-                .arg(self.redis.keys.bucket(target).landed(&id))
+                .arg(self.redis.keys.bucket(p.target).landed(&id))
                 .query_async(&mut conn)
                 .await?;
             if !landed {
-                out.moving.push((tier, units));
+                out.moving.push((p.tier_id, p.units));
             }
         }
         Ok(out)

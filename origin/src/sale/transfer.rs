@@ -32,6 +32,37 @@ pub static GIVE: Lua = Lua::new(
     &["units", "ttl"],
 );
 
+/// A transfer recorded in its donor's `transfers` hash (`take.lua`):
+/// `"<target bucket>:<tier>:<units>"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// The bucket the units go to (same event as the donor).
+    pub target: Bucket,
+    pub tier_id: i64,
+    pub units: i64,
+}
+
+impl Pending {
+    /// The record of a transfer out of `donor`, if `value` is one.
+    pub fn parse(donor: Bucket, value: &str) -> Option<Self> {
+        let mut parts = value.split(':').map(str::parse::<i64>);
+        let (Some(Ok(target)), Some(Ok(tier_id)), Some(Ok(units)), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let target = u32::try_from(target).ok()?;
+        Some(Self {
+            target: Bucket {
+                bucket: target,
+                ..donor
+            },
+            tier_id,
+            units,
+        })
+    }
+}
+
 /// How long a landed-transfer marker is kept.
 const MARKER_TTL_S: u64 = 24 * 3600;
 
@@ -151,21 +182,36 @@ pub async fn finish_pending(
         // The record may not have reached a replica yet.
         replicas.confirm(&donor_keys).await?;
         for (id, value) in pending {
-            let mut parts = value.split(':').map(str::parse::<i64>);
-            let (Some(Ok(target)), Some(Ok(tier)), Some(Ok(units))) =
-                (parts.next(), parts.next(), parts.next())
-            else {
+            let Some(p) = Pending::parse(*donor, &value) else {
                 tracing::error!(transfer = %id, %value, "unreadable transfer record left in place");
                 continue;
             };
-            let target = Bucket {
-                bucket: target as u32,
-                ..*donor
-            };
-            if land(redis, replicas, *donor, &id, target, tier, units).await? {
+            if land(redis, replicas, *donor, &id, p.target, p.tier_id, p.units).await? {
                 finished += 1;
             }
         }
     }
     Ok(finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_record_round_trips_and_junk_is_refused() {
+        let donor = Bucket {
+            event_id: 7,
+            bucket: 1,
+            buckets: 6,
+        };
+        let p = Pending::parse(donor, "4:12:30").unwrap();
+        assert_eq!(
+            (p.target.bucket, p.target.event_id, p.tier_id, p.units),
+            (4, 7, 12, 30)
+        );
+        for junk in ["4:12", "4:12:30:1", "-1:12:30", "x:12:30", ""] {
+            assert_eq!(Pending::parse(donor, junk), None, "{junk}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rushgate_bench::crowd::{self, CrowdArgs, Mode, Report};
 use rushgate_bench::provision::Access;
-use rushgate_core::{ErrorCode, Role, bucket};
+use rushgate_core::{ErrorCode, Role};
 use rushgate_dev::{Options, Stack};
 use rushgate_system_tests::{buyers_with_urls, eventually, sale_input, stack_with, until_some};
 use time::OffsetDateTime;
@@ -125,41 +125,18 @@ async fn killing_the_master_with_the_most_stock_mid_sale_loses_nothing() {
     // The master whose buckets hold the most units now.
     let prefix = stack.redis_prefix.clone();
     let nodes = stack.redis_cluster_nodes().unwrap();
-    let mut per_master: Vec<(u16, i64)> = Vec::new();
-    for b in 0..BUCKETS {
-        let tag = bucket::tag(event, b, BUCKETS);
-        let master = nodes.master_of_slot(bucket::slot(&tag)).unwrap();
-        let key = format!("{prefix}:{{{tag}}}:stock:t{tier}");
-        let units: i64 = nodes
-            .cli(master, &["GET", &key])
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        match per_master.iter_mut().find(|(m, _)| *m == master) {
-            Some((_, total)) => *total += units,
-            None => per_master.push((master, units)),
-        }
-    }
-    let (victim, units) = *per_master.iter().max_by_key(|(_, u)| *u).unwrap();
-    assert!(units > 0, "{per_master:?}");
-    let victim_slots: Vec<u16> = (0..BUCKETS)
-        .map(|b| bucket::slot(&bucket::tag(event, b, BUCKETS)))
-        .filter(|s| nodes.master_of_slot(*s) == Some(victim))
-        .collect();
+    let victim = nodes.busiest_master(&prefix, event, tier, BUCKETS).unwrap();
+    assert!(victim.units > 0, "{victim:?}");
 
     let killed_at = OffsetDateTime::now_utc();
-    nodes.crash(victim);
+    nodes.crash(victim.port);
     // Its replica takes over; then the node comes back as the new replica.
-    let nodes = stack.redis_cluster_nodes().unwrap();
-    until_some(Duration::from_secs(30), || {
-        let taken_over = victim_slots
-            .iter()
-            .all(|s| matches!(nodes.master_of_slot(*s), Some(p) if p != victim));
-        async move { taken_over.then_some(()) }
-    })
-    .await;
+    nodes
+        .wait_taken_over(victim.port, &victim.slots)
+        .await
+        .unwrap();
     let failed_over_at = OffsetDateTime::now_utc();
-    nodes.restart(victim).await.unwrap();
+    nodes.restart(victim.port).await.unwrap();
 
     let report = match running.await.unwrap() {
         Ok(report) => report,
