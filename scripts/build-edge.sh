@@ -25,10 +25,15 @@ fi
 export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
 export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
+# RUSHGATE_EDGE_NAMES=1 keeps function names, for profiles.
+names="${RUSHGATE_EDGE_NAMES:-0}"
+[ "$names" = 1 ] && export CARGO_PROFILE_WASM_RELEASE_STRIP=false
 (cd edge && worker-build --profile wasm-release --no-opt)
 # wasm-opt -Oz and drop the name section: smaller than worker-build's own pass.
 wasm=edge/build/index_bg.wasm
-"$WASM_OPT_BIN" -Oz --strip-debug --strip-producers \
+strip=(--strip-debug)
+[ "$names" = 1 ] && strip=()
+"$WASM_OPT_BIN" -Oz "${strip[@]}" --strip-producers \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-exception-handling \
   "$wasm" -o "$wasm.opt" && mv "$wasm.opt" "$wasm"

@@ -41,6 +41,9 @@ cargo check -p rushgate-core --target wasm32-unknown-unknown --locked
 step "edge worker"
 scripts/build-edge.sh
 
+step "the production bundle (wrangler deploy --dry-run --env production)"
+scripts/check-deploy.sh
+
 step "cargo test"
 # The crowd tests hold a few thousand sockets open at once.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

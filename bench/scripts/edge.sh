@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# P3: requests/s of the edge's rejection path (a lost admission round) in the
-# Rust worker, against the same work written in JavaScript (bench/js-edge), both
-# under workerd (no proxy), in the same run. Also prints the Wasm size.
+# P3: the Rust worker against the same work written in JavaScript
+# (bench/js-edge), both under the workerd binary directly (no proxy), in the
+# same run, on two paths: the rejection path (a lost admission round, through
+# the user's Durable Object) and the sold-out path (refused from the snapshot).
+# Reports requests/s and the workerd process's CPU time per request (user +
+# system, Durable Objects included), the cold start and the Wasm size.
 # Starts its own Redis, origins and two edges with rushgate-dev on free ports;
 # stops by itself. Usage: bench/scripts/edge.sh [seconds per run, default 10]
 secs="${1:-10}"
@@ -9,34 +12,58 @@ source "$(dirname "$0")/lib.sh"
 scripts/build-edge.sh | tail -n1
 # Two stacks over the same Redis and database, each edge with its own origin.
 stack_up --edge workerd
-rust_edge=$EDGE
+rust_edge=$EDGE; rust_pid=$edge_pid
 stack_up --edge workerd --edge-script bench/js-edge/worker.js --redis-url "$RUSHGATE_REDIS_URL" \
   --redis-prefix rg --database "${RUSHGATE_DATABASE_URL##*/}" --signing-key "$RUSHGATE_SIGNING_KEY"
-js_edge=$EDGE
+js_edge=$EDGE; js_pid=$edge_pid
 
-# Every request a distinct user with a valid purchase URL, so each one goes
-# through the dedup shard (10 s window) and loses the 1 % admission round.
-tier=$(prepare_buy "$work/buy.txt" --users 100000 --urls-per-user 1 --stock 5000000 \
+# Rejections: every request a distinct user with a valid purchase URL, so each
+# one goes through the dedup shard (10 s window) and loses the 1 % admission round.
+reject_tier=$(prepare_buy "$work/reject.txt" --users 100000 --urls-per-user 1 --stock 5000000 \
   --per-user-limit 100 --admission-p 0.01 --dedup-window-s 10)
+# Sold out: the single unit is gone; the edge refuses from its snapshot.
+sold_tier=$(sold_out_sale "$work/sold.txt")
 
-# Each round starts further into the file, so no user repeats inside a window.
-hammer() { wrk -t2 -c64 -d"${secs}s" --latency -s bench/wrk/replay.lua "$1" -- "$work/buy.txt" "$tier" 2 "$2"; }
-hammer "$rust_edge" 80000 >/dev/null; hammer "$js_edge" 80000 >/dev/null   # warm both
-rust_all=(); js_all=()
+# cpu_ticks PID: user + system CPU time of a process so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# measure NAME URL PID FILE TIER OFFSET: one wrk run; prints "NAME req/s µs-CPU/req".
+# Each rejection round starts further into the file, so no user repeats inside a window.
+measure() {
+  local before after out requests
+  before=$(cpu_ticks "$3")
+  out=$(wrk -t2 -c64 -d"${secs}s" --latency -s bench/wrk/replay.lua "$2" -- "$4" "$5" 2 "$6")
+  after=$(cpu_ticks "$3")
+  requests=$(echo "$out" | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p')
+  echo "$out" | grep statuses | sed "s/^/  $1 /" >&2
+  echo "$1 $(echo "$out" | rate) $(( (after - before) * 1000000 / hz / requests ))"
+}
+measure warm "$rust_edge" "$rust_pid" "$work/reject.txt" "$reject_tier" 80000 >/dev/null
+measure warm "$js_edge" "$js_pid" "$work/reject.txt" "$reject_tier" 80000 >/dev/null
+results="$work/results.txt"
 for round in 0 1 2; do
-  out=$(hammer "$rust_edge" $((round * 25000))); echo "round $round rust: $(echo "$out" | grep -E 'Requests/sec|statuses' | tr '\n' ' ')"
-  rust_all+=("$(echo "$out" | rate)")
-  out=$(hammer "$js_edge" $((round * 25000))); echo "round $round js:   $(echo "$out" | grep -E 'Requests/sec|statuses' | tr '\n' ' ')"
-  js_all+=("$(echo "$out" | rate)")
+  echo "round $round" >&2
+  measure reject-rust "$rust_edge" "$rust_pid" "$work/reject.txt" "$reject_tier" $((round * 25000)) >> "$results"
+  measure reject-js "$js_edge" "$js_pid" "$work/reject.txt" "$reject_tier" $((round * 25000)) >> "$results"
+  measure sold-rust "$rust_edge" "$rust_pid" "$work/sold.txt" "$sold_tier" 0 >> "$results"
+  measure sold-js "$js_edge" "$js_pid" "$work/sold.txt" "$sold_tier" 0 >> "$results"
 done
-# For scale: the dev stack's own cost, a trivial JSON route in each worker.
-time_route() { wrk -t2 -c64 -d"${secs}s" "$1/api/time" | rate; }
-rust_time=$(time_route "$rust_edge"); js_time=$(time_route "$js_edge")
-python3 - "${rust_all[*]}" "${js_all[*]}" "$(wc -c < edge/build/index_bg.wasm)" "$rust_time" "$js_time" <<'PY'
-import statistics, sys
-rust, js = (statistics.median(map(float, a.split())) for a in sys.argv[1:3])
-rust_time, js_time = float(sys.argv[4]), float(sys.argv[5])
-print(f"\nP3 Rust-Wasm rejections/s {rust:,.0f} / JavaScript {js:,.0f} = {rust/js:.2f} (target >= 1.0)")
-print(f"   for scale, GET /api/time: Rust {rust_time:,.0f} / JavaScript {js_time:,.0f} = {rust_time/js_time:.2f}")
-print(f"Wasm after wasm-opt -Oz: {int(sys.argv[3]):,} bytes (target <= 400 KB)")
+cold=$("$target/rushgate-bench" cold-start --runs 15)
+python3 - "$results" "$(wc -c < edge/build/index_bg.wasm)" "$cold" <<'PY'
+import collections, json, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, rate, cpu = line.split()
+    runs[name].append((float(rate), float(cpu)))
+med = {name: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v)) for name, v in runs.items()}
+for path, label in (("reject", "rejection path (429 not_admitted)"), ("sold", "sold-out path (409 sold_out)")):
+    (rr, rc), (jr, jc) = med[f"{path}-rust"], med[f"{path}-js"]
+    print(f"P3 {label}: Rust-Wasm {rr:,.0f} req/s / JavaScript {jr:,.0f} = {rr/jr:.2f} (target >= 1.0); "
+          f"CPU per request Rust {rc:.0f} µs / JavaScript {jc:.0f} µs = {rc/jc:.2f}")
+cold = json.loads(sys.argv[3])
+print(f"cold start (exec to first answer, median of {cold['runs']}): Rust {cold['rust_ms']:.0f} ms, "
+      f"JavaScript {cold['js_ms']:.0f} ms, empty worker {cold['empty_ms']:.0f} ms; "
+      f"the worker's own share Rust {cold['rust_worker_ms']:.0f} ms / JavaScript {cold['js_worker_ms']:.0f} ms; "
+      f"first request Rust {cold['rust_first_request_ms']:.1f} ms / JavaScript {cold['js_first_request_ms']:.1f} ms")
+print(f"Wasm after wasm-opt -Oz: {int(sys.argv[2]):,} bytes (target <= 400 KB)")
 PY

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 
-use rushgate_bench::{crowd, failover, provision, replay, trivial};
+use rushgate_bench::{cold_start, crowd, failover, provision, replay, trivial};
 
 #[derive(Debug, Parser)]
 #[command(name = "rushgate-bench", version, about = "rushgate benchmark driver")]
@@ -24,6 +24,9 @@ pub enum Command {
     /// Kill the Redis master with the most stock mid-sale (a private cluster
     /// from the launcher) and report how long selling paused.
     Failover(failover::FailoverArgs),
+    /// Time fresh workerd processes from exec to their first answer with the
+    /// Rust edge, the JavaScript twin and an empty worker (the edge's cold start).
+    ColdStart(cold_start::ColdStartArgs),
     /// Replay prepared `/buy` requests at a fixed rate (open loop) and report
     /// latency percentiles measured from when each request was due.
     Replay(replay::ReplayArgs),
@@ -40,6 +43,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PrepareBuy(args) => provision::prepare_buy(args).await,
         Command::TrivialServer { bind } => trivial::serve(bind).await,
         Command::Replay(args) => replay::run(&args).await,
+        Command::ColdStart(args) => {
+            let report = cold_start::run(&args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
         Command::Failover(args) => {
             let report = failover::run(&args).await?;
             println!("{}", serde_json::to_string(&report)?);

@@ -180,6 +180,12 @@ impl Client {
         self.get(&format!("/api/events/{id}")).await
     }
 
+    /// `GET /api/edge/dedup-load` (the edge only; admins): each dedup Durable
+    /// Object's load since it started.
+    pub async fn dedup_load(&self) -> Result<rushgate_core::api::DedupLoad> {
+        self.get("/api/edge/dedup-load").await
+    }
+
     /// The event as its page loads it: counted as a view by `visitor`.
     pub async fn view_event(&self, id: i64, visitor: &str) -> Result<EventView> {
         self.get(&format!("/api/events/{id}?view={visitor}")).await

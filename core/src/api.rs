@@ -357,6 +357,23 @@ pub fn is_json_object(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
+/// `GET /api/edge/dedup-load` (edge only, admins): the load on each of the
+/// edge's dedup Durable Objects since it started, in one location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupLoad {
+    pub shards: Vec<ShardLoad>,
+}
+
+/// One dedup Durable Object's load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardLoad {
+    pub shard: u32,
+    /// Requests it answered (gates, session checks, revocations).
+    pub asks: u64,
+    /// The most it answered within one wall-clock second.
+    pub peak_per_s: u32,
+}
+
 /// The headers of the contract between clients, the edge and the origin.
 pub mod header {
     /// Edge → origin: the edge's attestation that it admitted a request

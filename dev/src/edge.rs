@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::ports::{answers, free_port, ready};
 use crate::proc::Proc;
 
@@ -51,7 +53,7 @@ pub async fn start(runtime: Runtime, spec: &EdgeSpec<'_>) -> anyhow::Result<Proc
         "an edge script runs under workerd only"
     );
     let mut proc = match runtime {
-        Runtime::Workerd => workerd(spec)?,
+        Runtime::Workerd => spawn_workerd(spec)?,
         Runtime::Wrangler => wrangler(spec)?,
     };
     let http = reqwest::Client::new();
@@ -66,7 +68,8 @@ fn node_bin(root: &Path, path: &str) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn workerd(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
+/// Starts workerd with the generated config, without waiting for it.
+pub fn spawn_workerd(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
     let bin = node_bin(spec.root, "@cloudflare/workerd-linux-64/bin/workerd")?;
     let storage = spec.dir.join("durable-objects");
     std::fs::create_dir_all(&storage)?;
@@ -78,6 +81,10 @@ fn workerd(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
         .arg("serve")
         .arg(&config)
         .args(["--import-path", "/"]);
+    // The DevTools protocol, for CPU profiles (bench/scripts/edge-profile.sh).
+    if let Ok(address) = std::env::var("RUSHGATE_WORKERD_INSPECTOR") {
+        command.arg(format!("--inspector-addr={address}"));
+    }
     Proc::spawn("workerd", command, &spec.dir.join("workerd.log"))
 }
 
@@ -170,12 +177,40 @@ const edge :Workerd.Worker = (
     out
 }
 
+/// `wrangler.toml` for a worker that is built already: without `[build]`
+/// (which makes `wrangler dev` rebuild at every start) and the environments,
+/// its paths made absolute so that the copy may live anywhere.
+pub fn prebuilt_wrangler_config(root: &Path) -> anyhow::Result<String> {
+    let path = root.join("wrangler.toml");
+    let text = std::fs::read_to_string(&path)?;
+    let mut config: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    config.remove("build");
+    config.remove("env");
+    let absolute = |relative: Option<&str>| {
+        relative
+            .map(|r| root.join(r).display().to_string())
+            .with_context(|| format!("{} names no such path", path.display()))
+    };
+    let main = absolute(config.get("main").and_then(|m| m.as_str()))?;
+    config["main"] = toml_edit::value(main);
+    let assets = absolute(config["assets"].get("directory").and_then(|d| d.as_str()))?;
+    config["assets"]["directory"] = toml_edit::value(assets);
+    Ok(config.to_string())
+}
+
 fn wrangler(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
     let bin = node_bin(spec.root, ".bin/wrangler")?;
+    let config = spec.dir.join("wrangler.toml");
+    std::fs::write(&config, prebuilt_wrangler_config(spec.root)?)?;
     let mut command = Command::new(bin);
     command
         .current_dir(spec.root)
-        .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1"])
+        .arg("dev")
+        .arg("--config")
+        .arg(&config)
+        .args(["--ip", "127.0.0.1"])
         .args(["--port", &spec.port.to_string()])
         .args(["--inspector-port", &free_port().to_string()])
         .args([
@@ -194,4 +229,65 @@ fn wrangler(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
         command.args(["--var", &format!("{name}:{value}")]);
     }
     Proc::spawn("wrangler dev", command, &spec.dir.join("wrangler.log"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[test]
+    fn the_prebuilt_config_has_no_build_step_and_absolute_paths() {
+        let text = prebuilt_wrangler_config(&root()).unwrap();
+        let config: toml_edit::DocumentMut = text.parse().unwrap();
+        assert!(config.get("build").is_none());
+        assert!(config.get("env").is_none());
+        let assets = config["assets"]["directory"].as_str().unwrap();
+        assert!(Path::new(assets).is_absolute());
+        assert!(Path::new(assets).join("index.html").exists());
+        let main = config["main"].as_str().unwrap();
+        assert!(Path::new(main).is_absolute() && main.ends_with("shim.mjs"));
+        assert_eq!(config["vars"]["DEDUP_SHARDS"].as_str(), Some("64"));
+    }
+
+    /// `[vars]` and Durable Object bindings are not inherited by wrangler
+    /// environments: production must name every one the worker reads.
+    #[test]
+    fn production_sets_every_var_and_binding_of_development() {
+        let text = std::fs::read_to_string(root().join("wrangler.toml")).unwrap();
+        let config: toml_edit::DocumentMut = text.parse().unwrap();
+        let production = &config["env"]["production"];
+        let keys = |table: &toml_edit::Item| -> Vec<String> {
+            let mut keys: Vec<String> = table
+                .as_table_like()
+                .unwrap()
+                .iter()
+                .map(|(k, _)| k.to_owned())
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(keys(&config["vars"]), keys(&production["vars"]));
+        let bindings = |item: &toml_edit::Item| -> Vec<(String, String)> {
+            item["bindings"]
+                .as_array_of_tables()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    let text = |k: &str| b[k].as_str().unwrap().to_owned();
+                    (text("name"), text("class_name"))
+                })
+                .collect()
+        };
+        let dedup = bindings(&config["durable_objects"]);
+        assert_eq!(dedup, [("DEDUP".to_owned(), "DedupShard".to_owned())]);
+        assert_eq!(bindings(&production["durable_objects"]), dedup);
+        assert!(config["build"]["command"].as_str().is_some());
+        let origin = production["vars"]["ORIGIN_URL"].as_str().unwrap();
+        assert!(origin.starts_with("https://"), "{origin}");
+        assert_eq!(production["workers_dev"].as_bool(), Some(false));
+    }
 }

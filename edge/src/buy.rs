@@ -167,9 +167,8 @@ fn retry_claims(
 
 /// Asks the user's shard whether this attempt may go on.
 async fn ask_shard(env: &Env, config: &Config, ask: &Ask) -> Result<Answer, EdgeError> {
-    let stub = dedup_shard::stub(env, config, ask.user_id)?;
-    let mut response = stub.fetch_with_str(&ask.url()).await?;
-    Ok(Answer::parse(&response.text().await?))
+    let answer = dedup_shard::ask(env, config, ask.user_id, &ask.url()).await?;
+    Ok(Answer::parse(&answer))
 }
 
 /// 429 with a signed, single-use ticket into the next round.

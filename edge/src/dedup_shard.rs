@@ -6,11 +6,14 @@
 //! storage too, so a logout holds at every edge location and across evictions.
 //! A `/buy` asks its shard once: the session check rides along with the gate.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use rushgate_core::dedup::{Gate, Shard, shard_of};
+use worker::wasm_bindgen::{JsCast as _, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::DurableObjectNamespace;
 use worker::{
-    DurableObject, Env, ListOptions, Request, Response, Result, State, Stub, durable_object,
+    DurableObject, Env, ListOptions, Request, Response, Result, State, durable_object, web_sys,
 };
 
 use crate::config::Config;
@@ -21,11 +24,51 @@ pub const BINDING: &str = "DEDUP";
 /// Storage key prefix of revoked sessions (value: expiry, unix ms).
 const REVOKED: &str = "revoked:";
 
-/// The shard that owns `user_id`.
-pub fn stub(env: &Env, config: &Config, user_id: i64) -> Result<Stub> {
-    let shard = shard_of(user_id, config.dedup_shards);
-    env.durable_object(BINDING)?
-        .get_by_name(&format!("dedup-{shard}"))
+thread_local! {
+    /// The namespace binding, looked up once per isolate (bindings do not
+    /// change while an isolate lives).
+    static NAMESPACE: RefCell<Option<DurableObjectNamespace>> = const { RefCell::new(None) };
+}
+
+fn namespace(env: &Env) -> Result<DurableObjectNamespace> {
+    if let Some(namespace) = NAMESPACE.with(|n| n.borrow().clone()) {
+        return Ok(namespace);
+    }
+    let namespace: DurableObjectNamespace =
+        JsValue::from(env.durable_object(BINDING)?).unchecked_into();
+    NAMESPACE.with(|n| *n.borrow_mut() = Some(namespace.clone()));
+    Ok(namespace)
+}
+
+/// Asks the shard that owns `user_id`; returns its text answer.
+pub async fn ask(env: &Env, config: &Config, user_id: i64, url: &str) -> Result<String> {
+    ask_at(env, shard_of(user_id, config.dedup_shards), url).await
+}
+
+/// The header that carries a shard's answer (its body is empty).
+const ANSWER: &str = "x-answer";
+
+/// Asks shard number `shard`. The runtime's own objects throughout, and the
+/// answer in a header: the `worker` crate's `Stub` and `Response` would read
+/// the few bytes of a body through a stream reader, and copy the answer's
+/// headers, status and properties first — most of the cost of a gate.
+pub async fn ask_at(env: &Env, shard: u32, url: &str) -> Result<String> {
+    let stub = namespace(env)?.get_by_name(&format!("dedup-{shard}"))?;
+    let answer: web_sys::Response = JsFuture::from(stub.fetch_with_str(url)?)
+        .await?
+        .unchecked_into();
+    match answer.headers().get(ANSWER)? {
+        Some(text) if answer.ok() => Ok(text),
+        _ => Err(worker::Error::RustError(format!(
+            "the dedup shard answered {}",
+            answer.status()
+        ))),
+    }
+}
+
+/// A shard's answer to the worker.
+fn answer(text: &str) -> Result<Response> {
+    Ok(Response::builder().with_header(ANSWER, text)?.empty())
 }
 
 /// What the worker asks a shard. Sent as the query string of a GET, so a gate
@@ -142,6 +185,44 @@ pub struct DedupShard {
     /// Whether the revoked sessions were read from storage yet.
     loaded: RefCell<bool>,
     asks: RefCell<u32>,
+    load: Cell<Load>,
+}
+
+/// Requests answered, in all and in the busiest second.
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    asks: u64,
+    second: i64,
+    in_second: u32,
+    peak_per_s: u32,
+}
+
+impl Load {
+    fn count(mut self, now_ms: i64) -> Self {
+        let second = now_ms.div_euclid(1000);
+        if second != self.second {
+            self.second = second;
+            self.in_second = 0;
+        }
+        self.asks += 1;
+        self.in_second += 1;
+        self.peak_per_s = self.peak_per_s.max(self.in_second);
+        self
+    }
+
+    /// As the `load` answer: `<asks> <peak per s>`.
+    fn text(self) -> String {
+        format!("{} {}", self.asks, self.peak_per_s)
+    }
+}
+
+/// `/load`: the shard's [`Load`] (not counted itself).
+pub const LOAD_URL: &str = "https://dedup.internal/load";
+
+/// Parses a `load` answer into (asks, peak per s).
+pub fn parse_load(text: &str) -> Option<(u64, u32)> {
+    let (asks, peak) = text.split_once(' ')?;
+    Some((asks.parse().ok()?, peak.parse().ok()?))
 }
 
 impl DedupShard {
@@ -213,6 +294,7 @@ impl DurableObject for DedupShard {
             shard: RefCell::new(Shard::default()),
             loaded: RefCell::new(false),
             asks: RefCell::new(0),
+            load: Cell::new(Load::default()),
         }
     }
 
@@ -224,9 +306,14 @@ impl DurableObject for DedupShard {
             .next()
             .and_then(|u| u.rsplit('/').next())
             .unwrap_or("");
+        if path == "load" {
+            return answer(&self.load.get().text());
+        }
+        let now_ms = worker::Date::now().as_millis() as i64;
+        self.load.set(self.load.get().count(now_ms));
         match path {
             "gate" => match Ask::parse(&url) {
-                Some(ask) => Response::ok(self.gate(&ask).await?.text()),
+                Some(ask) => answer(&self.gate(&ask).await?.text()),
                 None => Response::error("bad ask", 400),
             },
             "session" => {
@@ -237,7 +324,7 @@ impl DurableObject for DedupShard {
                     return Response::error("bad ask", 400);
                 };
                 let revoked = self.shard.borrow().is_revoked(&sid, now_ms);
-                Response::ok(if revoked { "revoked" } else { "ok" })
+                answer(if revoked { "revoked" } else { "ok" })
             }
             "revoke" => {
                 let (Some(sid), Some(until)) = (
@@ -249,7 +336,7 @@ impl DurableObject for DedupShard {
                 let key = format!("{REVOKED}{}", hex::encode(sid));
                 self.state.storage().put(&key, until).await?;
                 self.shard.borrow_mut().revoke(sid, until);
-                Response::ok("ok")
+                answer("ok")
             }
             _ => Response::error("no such ask", 404),
         }
@@ -286,6 +373,9 @@ mod tests {
             assert_eq!(Answer::parse(&answer.text()), answer);
         }
         assert_eq!(field(&session_url(&[1; 16], 5), "t"), Some("5"));
+        let load = Load::default().count(1_000).count(1_500).count(2_100);
+        assert_eq!(parse_load(&load.text()), Some((3, 2)));
+        assert_eq!(parse_load("3"), None);
         assert_eq!(
             field(&revoke_url(&[1; 16], 9), "s").and_then(bytes16),
             Some([1; 16])

@@ -1,7 +1,7 @@
 //! Error answers: the core error table and JSON shape, same as the origin's.
 
 use rushgate_core::{ErrorBody, ErrorCode};
-use worker::{Headers, Response};
+use worker::Response;
 
 #[derive(Debug)]
 pub struct EdgeError(pub ErrorBody);
@@ -47,13 +47,13 @@ impl From<worker::Error> for EdgeError {
 
 /// A JSON answer with `status`; `body` is already JSON text.
 pub fn json_response(status: u16, body: &str) -> Response {
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    let _ = headers.set("cache-control", "no-store");
-    Response::builder()
-        .with_status(status)
-        .with_headers(headers)
-        .fixed(body.as_bytes().to_vec())
+    // The builder's own headers: a second `Headers` would cost a JS object.
+    let builder = Response::builder().with_status(status);
+    let builder = builder
+        .with_header("content-type", "application/json")
+        .and_then(|b| b.with_header("cache-control", "no-store"))
+        .unwrap_or_else(|_| Response::builder().with_status(status));
+    builder.fixed(body.as_bytes().to_vec())
 }
 
 /// A JSON answer from a serializable value.

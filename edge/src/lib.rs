@@ -9,6 +9,7 @@
 mod buy;
 mod clock;
 mod config;
+mod dedup_load;
 mod dedup_shard;
 mod error;
 mod events;
@@ -62,6 +63,9 @@ async fn route(
             events::purchase_url(&req, env, config, event_id(id)?, now_ms).await
         }
         (Method::Post, ["buy", _, _]) => buy::buy(req, env, config, now_ms).await,
+        (Method::Get, ["api", "edge", "dedup-load"]) => {
+            dedup_load::report(&req, env, config, now_ms).await
+        }
         (Method::Post, ["api", "auth", "logout"]) => {
             session::logout(req, env, config, now_ms / 1000).await
         }

@@ -32,11 +32,11 @@ pub async fn not_revoked(
     claims: &SessionClaims,
     now_ms: i64,
 ) -> Result<(), EdgeError> {
-    let stub = dedup_shard::stub(env, config, claims.user_id)?;
-    let mut answer = stub
-        .fetch_with_str(&session_url(&claims.sid, now_ms))
-        .await?;
-    match answer.text().await?.as_str() {
+    let url = session_url(&claims.sid, now_ms);
+    match dedup_shard::ask(env, config, claims.user_id, &url)
+        .await?
+        .as_str()
+    {
         "ok" => Ok(()),
         "revoked" => Err(unauthenticated()),
         _ => Err(EdgeError::origin_unavailable()),
@@ -57,9 +57,8 @@ pub async fn logout(
     if let Some(claims) = claims
         && (200..300).contains(&response.status_code())
     {
-        let stub = dedup_shard::stub(env, config, claims.user_id)?;
         let url = revoke_url(&claims.sid, claims.exp * 1000);
-        if let Err(e) = stub.fetch_with_str(&url).await {
+        if let Err(e) = dedup_shard::ask(env, config, claims.user_id, &url).await {
             // The origin has revoked it: purchases still stop there.
             worker::console_error!("recording a logout at the edge failed: {e}");
         }

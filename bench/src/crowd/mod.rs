@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rushgate_client::Client;
+use rushgate_core::api::DedupLoad;
 use rushgate_core::event::{AdmissionInput, AutoMode, EventInput, TierInput};
 use rushgate_core::{Keyring, Role};
 use serde::Serialize;
@@ -100,6 +101,8 @@ pub struct Sale {
     pub opens_at: OffsetDateTime,
     pub users: Vec<(i64, String)>,
     admin: Client,
+    /// The admin's session token.
+    admin_token: String,
 }
 
 /// What every simulated buyer shares.
@@ -145,7 +148,44 @@ pub struct Report {
     /// `/buy` requests the origin served during the run.
     pub origin_buy_requests: u64,
     pub origin_buy_per_unit: f64,
+    /// Buyers done per second of the run.
+    pub buyers_per_s: f64,
+    /// Through the edge: the load on its dedup Durable Objects (those asked at
+    /// all), since they started.
+    pub dedup: Option<DedupSummary>,
     pub violations: Vec<String>,
+}
+
+/// The edge's dedup Durable Objects after the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DedupSummary {
+    pub objects: usize,
+    pub asks: u64,
+    /// The busiest object: its asks, and the most it answered in one second.
+    pub max_asks: u64,
+    pub max_peak_per_s: u32,
+    /// Asks of the busiest object ÷ the mean over objects.
+    pub imbalance: f64,
+}
+
+impl DedupSummary {
+    fn of(load: &DedupLoad) -> Self {
+        let asked: Vec<_> = load.shards.iter().filter(|s| s.asks > 0).collect();
+        let asks: u64 = asked.iter().map(|s| s.asks).sum();
+        let max_asks = asked.iter().map(|s| s.asks).max().unwrap_or(0);
+        let mean = asks as f64 / asked.len().max(1) as f64;
+        Self {
+            objects: asked.len(),
+            asks,
+            max_asks,
+            max_peak_per_s: asked.iter().map(|s| s.peak_per_s).max().unwrap_or(0),
+            imbalance: if mean > 0.0 {
+                max_asks as f64 / mean
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 fn admission(spec: &str) -> anyhow::Result<AdmissionInput> {
@@ -170,7 +210,8 @@ fn admission(spec: &str) -> anyhow::Result<AdmissionInput> {
 pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow::Result<Sale> {
     let run = format!("crowd{}", hex::encode(rand::random::<[u8; 4]>()));
     let staff = bench_users(db, &format!("{run}-admin"), 1, Role::Admin).await?[0];
-    let admin = Client::new(&args.origin).as_user(session(keys, staff, Role::Admin));
+    let admin_token = session(keys, staff, Role::Admin);
+    let admin = Client::new(&args.origin).as_user(admin_token.clone());
     let ids = bench_users(db, &run, args.users, Role::Customer).await?;
     let users = ids
         .iter()
@@ -205,6 +246,7 @@ pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow:
         opens_at,
         users,
         admin,
+        admin_token,
     })
 }
 
@@ -300,6 +342,14 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
     let told_sold_out = shared.sold_out_answers.load(Ordering::Relaxed) > 0;
     let check = invariants::check(&sale, &db, &held, told_sold_out, args.per_user_limit).await?;
     let origin_buy_requests = origin_buys(&origin).await?.saturating_sub(buys_before);
+    let dedup = match &shared.origin {
+        Some(_) => {
+            let edge = shared.client.as_user(sale.admin_token.clone());
+            let load = edge.dedup_load().await.context("the edge's dedup load")?;
+            Some(DedupSummary::of(&load))
+        }
+        None => None,
+    };
     let count = |e: Ending| endings.iter().filter(|x| **x == e).count() as u64;
     Ok(Report {
         event_id: sale.event_id,
@@ -316,6 +366,8 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         units_sold: check.units_sold,
         origin_buy_requests,
         origin_buy_per_unit: origin_buy_requests as f64 / check.units_sold.max(1) as f64,
+        buyers_per_s: total as f64 / elapsed.as_secs_f64().max(0.001),
+        dedup,
         violations: check.violations,
     })
 }
@@ -327,6 +379,13 @@ pub fn render(report: &Report) -> String {
         "\n{} buyers ({} bots), stock {}, {:.1} s: {} paid, {} holding unpaid, {} sold out, {} gave up\n",
         report.users, report.bots, report.stock, report.seconds, report.paid, report.held_unpaid, report.sold_out, report.gave_up
     ));
+    out.push_str(&format!("buyers per second {:.0}\n", report.buyers_per_s));
+    if let Some(d) = &report.dedup {
+        out.push_str(&format!(
+            "dedup Durable Objects: {} asked, {} asks; busiest {} asks ({:.2}× the mean), peak {}/s\n",
+            d.objects, d.asks, d.max_asks, d.imbalance, d.max_peak_per_s
+        ));
+    }
     out.push_str(&format!(
         "units sold {} in {} reservations; origin /buy requests {} = {:.2} per unit sold\n",
         report.units_sold,
@@ -343,4 +402,26 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rushgate_core::api::ShardLoad;
+
+    #[test]
+    fn the_summary_counts_only_objects_that_were_asked() {
+        let shard = |shard, asks, peak_per_s| ShardLoad {
+            shard,
+            asks,
+            peak_per_s,
+        };
+        let load = DedupLoad {
+            shards: vec![shard(0, 30, 12), shard(1, 0, 0), shard(2, 10, 4)],
+        };
+        let summary = DedupSummary::of(&load);
+        assert_eq!((summary.objects, summary.asks), (2, 40));
+        assert_eq!((summary.max_asks, summary.max_peak_per_s), (30, 12));
+        assert!((summary.imbalance - 1.5).abs() < 1e-9);
+    }
 }

@@ -1,0 +1,37 @@
+//! `GET /api/edge/dedup-load` (admins only): each dedup Durable Object's load
+//! since it started, in this location — how evenly users spread over the
+//! shards, and how close the busiest object comes to what one Durable Object
+//! can answer. One request asks every shard, hence the role check first.
+
+use rushgate_core::api::{DedupLoad, ShardLoad};
+use rushgate_core::{ErrorCode, Role};
+use worker::{Env, Request, Response};
+
+use crate::config::Config;
+use crate::dedup_shard::{self, LOAD_URL, parse_load};
+use crate::error::{EdgeError, json};
+use crate::session;
+
+pub async fn report(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    now_ms: i64,
+) -> Result<Response, EdgeError> {
+    let claims = session::user(req, &config.keys, now_ms / 1000)?;
+    if claims.role != Role::Admin {
+        return Err(ErrorCode::Forbidden.into());
+    }
+    session::not_revoked(env, config, &claims, now_ms).await?;
+    let mut shards = Vec::with_capacity(config.dedup_shards as usize);
+    for shard in 0..config.dedup_shards {
+        let answer = dedup_shard::ask_at(env, shard, LOAD_URL).await?;
+        let (asks, peak_per_s) = parse_load(&answer).ok_or_else(EdgeError::origin_unavailable)?;
+        shards.push(ShardLoad {
+            shard,
+            asks,
+            peak_per_s,
+        });
+    }
+    Ok(json(200, &DedupLoad { shards }))
+}
