@@ -29,6 +29,16 @@ export ESBUILD_BIN="$PWD/node_modules/.bin/esbuild"
 names="${RUSHGATE_EDGE_NAMES:-0}"
 [ "$names" = 1 ] && export CARGO_PROFILE_WASM_RELEASE_STRIP=false
 (cd edge && worker-build --profile wasm-release --no-opt)
+# wasm-bindgen-futures wakes its tasks with queueMicrotask where the runtime has
+# it, else with a resolved promise. In workerd queueMicrotask wraps every
+# callback for its async context, which made it 4-5 % of the edge's CPU on the
+# /buy path; a resolved promise's then() is the runtime's cheapest microtask.
+# The glue's wake-up import gets the fallback's code; if a new wasm-bindgen
+# changes the glue, the build says so rather than go on without it.
+glue=edge/build/index.js
+wake='function(e){queueMicrotask(e)}'
+grep -qF "$wake" "$glue" || { echo "build-edge: the glue's queueMicrotask import changed; update this step"; exit 1; }
+sed -i "s/function(e){queueMicrotask(e)}/function(e){Promise.resolve().then(e)}/" "$glue"
 # wasm-opt -Oz and drop the name section: smaller than worker-build's own pass.
 wasm=edge/build/index_bg.wasm
 strip=(--strip-debug)

@@ -81,7 +81,10 @@ echo "screenshots: artifacts/screenshots/"
 # The compose file, both profiles (compose v2, else Debian's docker-compose v1).
 compose=()
 if docker compose version >/dev/null 2>&1; then compose=(docker compose)
-elif command -v docker-compose >/dev/null; then compose=(docker-compose); fi
+else
+  command -v docker-compose >/dev/null || { echo "installing docker-compose"; apt_install docker-compose; }
+  compose=(docker-compose)
+fi
 if [ "${#compose[@]}" -gt 0 ]; then
   step "${compose[*]} config"
   key=$(printf '0%.0s' {1..64})

@@ -21,8 +21,10 @@ js_edge=$EDGE; js_pid=$edge_pid
 # one goes through the dedup shard (10 s window) and loses the 1 % admission round.
 reject_tier=$(prepare_buy "$work/reject.txt" --users 100000 --urls-per-user 1 --stock 5000000 \
   --per-user-limit 100 --admission-p 0.01 --dedup-window-s 10)
-# Sold out: the single unit is gone; the edge refuses from its snapshot.
-sold_tier=$(sold_out_sale "$work/sold.txt")
+# Sold out: the single unit is gone (bought through the Rust edge: the origins
+# take only attempts an edge admitted); both edges then refuse from their snapshots.
+sold_tier=$(prepare_buy "$work/sold.txt" --users 2000 --urls-per-user 1 --stock 1 --per-user-limit 1)
+wrk -t1 -c1 -d1s -s bench/wrk/replay.lua "$rust_edge" -- "$work/sold.txt" "$sold_tier" 1 >/dev/null
 
 # cpu_ticks PID: user + system CPU time of a process so far, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -40,6 +42,8 @@ measure() {
 }
 measure warm "$rust_edge" "$rust_pid" "$work/reject.txt" "$reject_tier" 80000 >/dev/null
 measure warm "$js_edge" "$js_pid" "$work/reject.txt" "$reject_tier" 80000 >/dev/null
+measure warm "$rust_edge" "$rust_pid" "$work/sold.txt" "$sold_tier" 0 >/dev/null
+measure warm "$js_edge" "$js_pid" "$work/sold.txt" "$sold_tier" 0 >/dev/null
 results="$work/results.txt"
 for round in 0 1 2; do
   echo "round $round" >&2

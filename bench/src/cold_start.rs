@@ -89,6 +89,7 @@ async fn once(root: &Path, dir: &Path, script: Option<&Path>) -> anyhow::Result<
         root,
         script,
         dir: &run_dir,
+        listen: "127.0.0.1",
         port,
         origins: &origins,
         signing_key: &key,

@@ -33,6 +33,8 @@ pub struct EdgeSpec<'a> {
     /// A JavaScript module to run instead of the built worker (workerd only).
     pub script: Option<&'a Path>,
     pub dir: &'a Path,
+    /// The address workerd listens on (`127.0.0.1`; `0.0.0.0` in a container).
+    pub listen: &'a str,
     pub port: u16,
     /// The origins' base URLs; the edge spreads requests over them.
     pub origins: &'a [String],
@@ -132,7 +134,7 @@ const config :Workerd.Config = (
     (name = "do-storage", disk = (path = {storage}, writable = true)),
     (name = "internet", network = (allow = ["public", "private", "local"])),
   ],
-  sockets = [(name = "http", address = "127.0.0.1:{port}", http = (), service = "main")],
+  sockets = [(name = "http", address = "{listen}:{port}", http = (), service = "main")],
 );
 
 const router :Workerd.Worker = (
@@ -161,6 +163,7 @@ const edge :Workerd.Worker = (
 "#,
         static_dir = path(&spec.root.join("static")),
         storage = path(storage),
+        listen = spec.listen,
         port = spec.port,
         router = path(&spec.root.join("dev/workerd/router.js")),
         headers = path(&spec.root.join("static/_headers")),

@@ -11,4 +11,4 @@ pub mod stack;
 
 pub use edge::Runtime;
 pub use ports::{free_port, listening};
-pub use stack::{Options, Stack, sale_input};
+pub use stack::{Options, Stack, binaries, root, sale_input};

@@ -2,9 +2,12 @@
 //! on stdout, and stops everything on Ctrl-C or SIGTERM. `rushgate-dev
 //! redis-cluster` does the same for a Redis Cluster alone (the tests' cluster).
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use rushgate_dev::edge::{self, EdgeSpec};
 use rushgate_dev::redis::RedisCluster;
-use rushgate_dev::{Options, Stack};
+use rushgate_dev::{Options, Runtime, Stack};
 
 #[derive(Debug, Parser)]
 #[command(name = "rushgate-dev", about = "Run the whole rushgate stack locally")]
@@ -23,6 +26,34 @@ enum Command {
         /// Seed the demo users and sale (`rushgate-origin demo`) and print them.
         #[arg(long)]
         demo: bool,
+    },
+    /// Run the edge alone (the built worker under workerd, generated config)
+    /// in front of origins that run elsewhere — the compose file's edge; print
+    /// `{"edge": "<url>"}` once it answers; stop it on Ctrl-C or SIGTERM.
+    Edge {
+        /// The origins' base URLs, comma-separated.
+        #[arg(
+            long,
+            env = "RUSHGATE_EDGE_ORIGINS",
+            value_delimiter = ',',
+            required = true
+        )]
+        origins: Vec<String>,
+        #[arg(long, env = "RUSHGATE_SIGNING_KEY", hide_env_values = true)]
+        signing_key: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        listen: String,
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        /// More edge vars, NAME=VALUE (e.g. DEDUP_SHARDS=256).
+        #[arg(long = "var", value_parser = pair)]
+        vars: Vec<(String, String)>,
+        /// The repository, or a copy with edge/build, static/ and dev/workerd.
+        #[arg(long, env = "RUSHGATE_ROOT", default_value = ".")]
+        root: PathBuf,
+        /// Durable Object storage and logs.
+        #[arg(long, default_value = ".rushgate/edge")]
+        dir: PathBuf,
     },
     /// Start a Redis Cluster of `masters` masters with a replica each on free
     /// ports; print `{"redis_url": "<seed>,<seed>,..."}` once it is ready; stop
@@ -48,6 +79,35 @@ async fn main() -> anyhow::Result<()> {
             shutdown().await;
             drop(stack);
         }
+        Command::Edge {
+            origins,
+            signing_key,
+            listen,
+            port,
+            vars,
+            root,
+            dir,
+        } => {
+            std::fs::create_dir_all(&dir)?;
+            let root = root.canonicalize()?;
+            let spec = EdgeSpec {
+                root: &root,
+                script: None,
+                dir: &dir.canonicalize()?,
+                listen: &listen,
+                port,
+                origins: &origins,
+                signing_key: &signing_key,
+                vars: &vars,
+            };
+            let proc = edge::start(Runtime::Workerd, &spec).await?;
+            println!(
+                "{}",
+                serde_json::json!({ "edge": format!("http://{listen}:{port}"), "pid": proc.pid() })
+            );
+            shutdown().await;
+            drop(proc);
+        }
         Command::RedisCluster { masters, dir } => {
             let (dir, temporary) = match dir {
                 Some(dir) => (dir, false),
@@ -69,6 +129,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text}: expected NAME=VALUE"))
 }
 
 async fn shutdown() {

@@ -148,9 +148,10 @@ pub fn root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
-/// The directory of the `rushgate-origin` binary. Under cargo (tests) it is
-/// built first, once per process, so it is never stale.
-fn binaries(release: bool) -> anyhow::Result<PathBuf> {
+/// The directory of the `rushgate-origin` and `rushgate-dev` binaries. Under
+/// cargo (tests) they are built first, once per process, so they are never
+/// stale.
+pub fn binaries(release: bool) -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("RUSHGATE_BIN_DIR") {
         return Ok(dir.into());
     }
@@ -169,15 +170,21 @@ fn binaries(release: bool) -> anyhow::Result<PathBuf> {
                     "--locked",
                     "-p",
                     "rushgate-origin",
+                    "-p",
+                    "rushgate-dev",
                     "--bin",
                     "rushgate-origin",
+                    "--bin",
+                    "rushgate-dev",
                 ]);
                 if release {
                     build.arg("--release");
                 }
                 match build.status() {
                     Ok(s) if s.success() => Ok(()),
-                    other => Err(format!("building rushgate-origin: {other:?}")),
+                    other => Err(format!(
+                        "building rushgate-origin and rushgate-dev: {other:?}"
+                    )),
                 }
             })
             .clone()
@@ -337,6 +344,7 @@ impl Stack {
                 root: &root(),
                 script: script.as_deref(),
                 dir: &stack.dir.join("edge"),
+                listen: "127.0.0.1",
                 port,
                 origins: &origins,
                 signing_key: &stack.signing_key,

@@ -15,7 +15,9 @@ use rushgate_core::token::RetryClaims;
 use rushgate_core::{ErrorBody, ErrorCode, attest, purchase};
 use std::rc::Rc;
 
-use worker::{Env, Method, Request, Response};
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{Env, Headers, Method, web_sys};
 
 use crate::clock;
 use crate::config::Config;
@@ -26,20 +28,24 @@ use crate::origin;
 use crate::session;
 use crate::snapshot;
 
+/// The hot path, so on the runtime's own request and response objects: the
+/// `worker` crate's would copy the method, URL, headers and `cf` properties of
+/// every request, and build every answer twice.
 pub async fn buy(
-    mut req: Request,
+    req: &web_sys::Request,
+    path: &str,
     env: &Env,
     config: &Rc<Config>,
     now_ms: i64,
-) -> Result<Response, EdgeError> {
+) -> Result<web_sys::Response, EdgeError> {
     let now = clock::now();
     let now_s = now.unix_timestamp();
-    let path = req.path();
     // Read first, whatever the answer: a connection answered with its body
     // unread cannot carry the client's next request.
-    let body = req.bytes().await?;
-    let user = session::user(&req, &config.keys, now_s)?;
-    let claims = purchase::verify(&config.keys, &path, user.user_id, now_s)?;
+    let body = Uint8Array::new(&JsFuture::from(req.array_buffer()?).await?).to_vec();
+    let headers = Headers(req.headers());
+    let user = session::user(&headers, &config.keys, now_s)?;
+    let claims = purchase::verify(&config.keys, path, user.user_id, now_s)?;
     let event_id = claims.event_id;
 
     let order: Option<BuyRequest> = is_json_object(&body)
@@ -66,7 +72,7 @@ pub async fn buy(
         return Err(ErrorCode::SoldOut.into());
     }
 
-    let retry = retry_claims(&req, config, event_id, user.user_id, now_s)?;
+    let retry = retry_claims(&headers, config, event_id, user.user_id, now_s)?;
     // A first attempt with no dedup window has nothing to ask the shard; the
     // origin checks the session for revocation itself.
     let gate = if retry.is_none() && view.dedup_window_s == 0 {
@@ -119,7 +125,7 @@ pub async fn buy(
     };
 
     funnel::bump(event_id, Step::Forwarded);
-    let response = forward(&req, config, &path, user.user_id, body, now_s).await?;
+    let response = forward(&headers, config, path, user.user_id, body, now_s).await?;
     drop(in_flight);
     let remaining = response
         .headers()
@@ -128,18 +134,18 @@ pub async fn buy(
     if let Some(remaining) = remaining {
         snapshot::learn_remaining(event_id, order.tier_id, remaining, clock::now_ms());
     }
-    Ok(response)
+    Ok(response.into())
 }
 
 /// The verified retry token sent back by a loser of an earlier round, if any.
 fn retry_claims(
-    req: &Request,
+    headers: &Headers,
     config: &Config,
     event_id: i64,
     user_id: i64,
     now_s: i64,
 ) -> Result<Option<RetryClaims>, EdgeError> {
-    let Some(token) = req.headers().get(header::RETRY_TOKEN)? else {
+    let Some(token) = headers.get(header::RETRY_TOKEN)? else {
         return Ok(None);
     };
     let claims: RetryClaims = config
@@ -191,15 +197,15 @@ fn not_admitted(config: &Config, event_id: i64, user_id: i64, round: u32, now_s:
 
 /// Sends the admitted request to the origin, attested, and returns its answer.
 async fn forward(
-    req: &Request,
+    from: &Headers,
     config: &Config,
     path: &str,
     user_id: i64,
     body: Vec<u8>,
     now_s: i64,
-) -> Result<Response, EdgeError> {
+) -> Result<worker::Response, EdgeError> {
     let admit = attest::sign(&config.keys, "POST", path, user_id, now_s);
-    let headers = origin::headers_of(req);
+    let headers = origin::headers_of(from);
     headers.set(header::ADMIT, &admit)?;
     origin::send(config, Method::Post, path, headers, Some(body)).await
 }

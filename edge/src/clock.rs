@@ -2,9 +2,9 @@
 
 use time::OffsetDateTime;
 
-/// Milliseconds since the epoch.
+/// Milliseconds since the epoch (`Date.now()`: no `Date` object made).
 pub fn now_ms() -> i64 {
-    worker::Date::now().as_millis() as i64
+    worker::js_sys::Date::now() as i64
 }
 
 pub fn now() -> OffsetDateTime {

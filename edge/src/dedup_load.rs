@@ -18,7 +18,7 @@ pub async fn report(
     config: &Config,
     now_ms: i64,
 ) -> Result<Response, EdgeError> {
-    let claims = session::user(req, &config.keys, now_ms / 1000)?;
+    let claims = session::user(req.headers(), &config.keys, now_ms / 1000)?;
     if claims.role != Role::Admin {
         return Err(ErrorCode::Forbidden.into());
     }

@@ -9,12 +9,11 @@
 use std::cell::{Cell, RefCell};
 
 use rushgate_core::dedup::{Gate, Shard, shard_of};
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::DurableObjectNamespace;
-use worker::{
-    DurableObject, Env, ListOptions, Request, Response, Result, State, durable_object, web_sys,
-};
+use worker::worker_sys::{DurableObjectNamespace, DurableObjectState};
+use worker::{Env, ListOptions, Result, State, web_sys};
 
 use crate::config::Config;
 
@@ -67,8 +66,19 @@ pub async fn ask_at(env: &Env, shard: u32, url: &str) -> Result<String> {
 }
 
 /// A shard's answer to the worker.
-fn answer(text: &str) -> Result<Response> {
-    Ok(Response::builder().with_header(ANSWER, text)?.empty())
+fn answer(text: &str) -> Result<web_sys::Response> {
+    let headers = web_sys::Headers::new()?;
+    headers.set(ANSWER, text)?;
+    let init = web_sys::ResponseInit::new();
+    init.set_headers(&headers);
+    Ok(web_sys::Response::new_with_opt_str_and_init(None, &init)?)
+}
+
+/// A refused ask (a worker bug, never a user's doing).
+fn refusal(status: u16) -> Result<web_sys::Response> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    Ok(web_sys::Response::new_with_opt_str_and_init(None, &init)?)
 }
 
 /// What the worker asks a shard. Sent as the query string of a GET, so a gate
@@ -178,7 +188,11 @@ impl Answer {
     }
 }
 
-#[durable_object(fetch)]
+/// The Durable Object class, exported with wasm-bindgen itself rather than the
+/// `worker` crate's macro: that one copies the method, URL, headers and `cf`
+/// properties of every ask into its own request type, where a shard reads
+/// only the URL.
+#[wasm_bindgen]
 pub struct DedupShard {
     state: State,
     shard: RefCell<Shard>,
@@ -287,10 +301,15 @@ impl DedupShard {
     }
 }
 
-impl DurableObject for DedupShard {
-    fn new(state: State, _env: Env) -> Self {
+#[wasm_bindgen(
+    wasm_bindgen_futures = worker::wasm_bindgen_futures,
+    js_sys = worker::js_sys
+)]
+impl DedupShard {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, _env: Env) -> Self {
         Self {
-            state,
+            state: State::from(state),
             shard: RefCell::new(Shard::default()),
             loaded: RefCell::new(false),
             asks: RefCell::new(0),
@@ -298,9 +317,18 @@ impl DurableObject for DedupShard {
         }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
+    /// One ask; the answer is the runtime's own response object.
+    pub async fn fetch(&self, req: web_sys::Request) -> std::result::Result<JsValue, JsValue> {
+        match self.answer(&req.url()).await {
+            Ok(response) => Ok(response.into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl DedupShard {
+    async fn answer(&self, url: &str) -> Result<web_sys::Response> {
         self.load().await?;
-        let url = req.inner().url();
         let path = url
             .split('?')
             .next()
@@ -309,36 +337,36 @@ impl DurableObject for DedupShard {
         if path == "load" {
             return answer(&self.load.get().text());
         }
-        let now_ms = worker::Date::now().as_millis() as i64;
+        let now_ms = crate::clock::now_ms();
         self.load.set(self.load.get().count(now_ms));
         match path {
-            "gate" => match Ask::parse(&url) {
+            "gate" => match Ask::parse(url) {
                 Some(ask) => answer(&self.gate(&ask).await?.text()),
-                None => Response::error("bad ask", 400),
+                None => refusal(400),
             },
             "session" => {
                 let (Some(sid), Some(now_ms)) = (
-                    field(&url, "s").and_then(bytes16),
-                    field(&url, "t").and_then(|t| t.parse().ok()),
+                    field(url, "s").and_then(bytes16),
+                    field(url, "t").and_then(|t| t.parse().ok()),
                 ) else {
-                    return Response::error("bad ask", 400);
+                    return refusal(400);
                 };
                 let revoked = self.shard.borrow().is_revoked(&sid, now_ms);
                 answer(if revoked { "revoked" } else { "ok" })
             }
             "revoke" => {
                 let (Some(sid), Some(until)) = (
-                    field(&url, "s").and_then(bytes16),
-                    field(&url, "x").and_then(|x| x.parse::<i64>().ok()),
+                    field(url, "s").and_then(bytes16),
+                    field(url, "x").and_then(|x| x.parse::<i64>().ok()),
                 ) else {
-                    return Response::error("bad ask", 400);
+                    return refusal(400);
                 };
                 let key = format!("{REVOKED}{}", hex::encode(sid));
                 self.state.storage().put(&key, until).await?;
                 self.shard.borrow_mut().revoke(sid, until);
                 answer("ok")
             }
-            _ => Response::error("no such ask", 404),
+            _ => refusal(404),
         }
     }
 }

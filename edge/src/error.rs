@@ -1,7 +1,8 @@
 //! Error answers: the core error table and JSON shape, same as the origin's.
 
 use rushgate_core::{ErrorBody, ErrorCode};
-use worker::Response;
+use worker::wasm_bindgen::JsValue;
+use worker::{Response, web_sys};
 
 #[derive(Debug)]
 pub struct EdgeError(pub ErrorBody);
@@ -23,6 +24,37 @@ impl EdgeError {
         }
         response
     }
+
+    /// As the runtime's own response object (the `/buy` path).
+    pub fn into_raw(self) -> web_sys::Response {
+        raw_json(self.0.status(), &self.0.to_json(), self.0.retry_after_s)
+    }
+}
+
+impl From<JsValue> for EdgeError {
+    fn from(e: JsValue) -> Self {
+        worker::Error::from(e).into()
+    }
+}
+
+/// A JSON answer built on the runtime's own objects: no `worker` builder, no
+/// copy of the body into a byte array.
+pub fn raw_json(status: u16, body: &str, retry_after_s: Option<u64>) -> web_sys::Response {
+    let build = || -> Result<web_sys::Response, JsValue> {
+        let headers = web_sys::Headers::new()?;
+        headers.set("content-type", "application/json")?;
+        headers.set("cache-control", "no-store")?;
+        if let Some(retry) = retry_after_s {
+            headers.set("retry-after", &retry.to_string())?;
+        }
+        let init = web_sys::ResponseInit::new();
+        init.set_status(status);
+        init.set_headers(&headers);
+        web_sys::Response::new_with_opt_str_and_init(Some(body), &init)
+    };
+    build().unwrap_or_else(|_| {
+        web_sys::Response::new_with_opt_str(Some(body)).expect("a response from text")
+    })
 }
 
 impl From<ErrorCode> for EdgeError {

@@ -207,7 +207,7 @@ pub async fn purchase_url(
     now_ms: i64,
 ) -> Result<Response, EdgeError> {
     let now = clock::now();
-    let user = session::user(req, &config.keys, now.unix_timestamp())?;
+    let user = session::user(req.headers(), &config.keys, now.unix_timestamp())?;
     session::not_revoked(env, config, &user, now_ms).await?;
     let view = snapshot::view(config, event_id, now_ms)
         .await?

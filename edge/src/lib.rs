@@ -22,23 +22,52 @@ pub use dedup_shard::DedupShard;
 
 use rushgate_core::ErrorCode;
 use rushgate_core::api::ServerTime;
-use worker::{Context, Env, Method, Request, Response, event};
+use worker::{Context, Env, Method, Request, Response, event, web_sys};
 
 use config::Config;
 use error::{EdgeError, json};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<web_sys::Response> {
     let config = match config::load(&env) {
         Ok(config) => config,
-        Err(e) => return Ok(e.into_response()),
+        Err(e) => return Ok(e.into_raw()),
     };
     let now_ms = clock::now_ms();
-    let response = route(req, &env, &ctx, &config, now_ms)
-        .await
-        .unwrap_or_else(EdgeError::into_response);
+    let url = raw.url();
+    let path = path_of(&url);
+    // `/buy` works on the runtime's request and response; the rest on the
+    // `worker` crate's.
+    let response = if is_buy(&raw.method(), path) {
+        buy::buy(&raw, path, &env, &config, now_ms)
+            .await
+            .unwrap_or_else(EdgeError::into_raw)
+    } else {
+        route(Request::from(raw), &env, &ctx, &config, now_ms)
+            .await
+            .unwrap_or_else(EdgeError::into_response)
+            .into()
+    };
     funnel::maybe_report(&ctx, &config, now_ms);
     Ok(response)
+}
+
+/// `POST /buy/{event_id}/{token}`.
+fn is_buy(method: &str, path: &str) -> bool {
+    method == "POST"
+        && path
+            .strip_prefix("/buy/")
+            .is_some_and(|rest| rest.split('/').count() == 2)
+}
+
+/// The path of a URL as the runtime gives it (`scheme://host/path?query`),
+/// without parsing the whole URL.
+fn path_of(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme
+        .find('/')
+        .map_or("/", |start| &after_scheme[start..]);
+    path.split(['?', '#']).next().unwrap_or(path)
 }
 
 async fn route(
@@ -62,7 +91,6 @@ async fn route(
             drain(&mut req).await;
             events::purchase_url(&req, env, config, event_id(id)?, now_ms).await
         }
-        (Method::Post, ["buy", _, _]) => buy::buy(req, env, config, now_ms).await,
         (Method::Get, ["api", "edge", "dedup-load"]) => {
             dedup_load::report(&req, env, config, now_ms).await
         }
@@ -89,4 +117,26 @@ fn event_id(raw: &str) -> Result<i64, EdgeError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| EdgeError::new(ErrorCode::InvalidInput, "id must be a positive integer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_come_from_urls_without_query_or_fragment() {
+        assert_eq!(path_of("https://edge.example/buy/1/tok?x=1"), "/buy/1/tok");
+        assert_eq!(path_of("http://127.0.0.1:8787/"), "/");
+        assert_eq!(path_of("http://127.0.0.1:8787"), "/");
+        assert_eq!(path_of("http://h/api/events#top"), "/api/events");
+    }
+
+    #[test]
+    fn only_posts_to_a_purchase_url_are_purchases() {
+        assert!(is_buy("POST", "/buy/1/token"));
+        assert!(!is_buy("GET", "/buy/1/token"));
+        assert!(!is_buy("POST", "/buy/1"));
+        assert!(!is_buy("POST", "/buy/1/token/more"));
+        assert!(!is_buy("POST", "/api/buy/1/token"));
+    }
 }

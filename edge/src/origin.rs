@@ -44,7 +44,7 @@ pub async fn send(
     headers: Headers,
     body: Option<Vec<u8>>,
 ) -> Result<Response, EdgeError> {
-    let now = worker::Date::now().as_millis() as f64;
+    let now = crate::clock::now_ms() as f64;
     let (order, urls) = {
         let mut origins = config.origins.borrow_mut();
         (origins.next_order(now), origins.urls().to_vec())
@@ -70,7 +70,7 @@ pub async fn send(
                 return Ok(response);
             }
             Err(e) => {
-                let now = worker::Date::now().as_millis() as f64;
+                let now = crate::clock::now_ms() as f64;
                 config.origins.borrow_mut().failed(i, now);
                 failure = Some(e);
             }
@@ -144,6 +144,6 @@ impl Drop for Refresh {
 }
 
 /// The forwarded headers of a request, for handlers that build their own.
-pub fn headers_of(req: &Request) -> Headers {
-    forwarded_headers(req.headers())
+pub fn headers_of(headers: &Headers) -> Headers {
+    forwarded_headers(headers)
 }

@@ -5,17 +5,21 @@
 
 use rushgate_core::token::SessionClaims;
 use rushgate_core::{ErrorCode, Keyring};
-use worker::{Env, Request, Response};
+use worker::{Env, Headers, Request, Response};
 
 use crate::config::Config;
 use crate::dedup_shard::{self, revoke_url, session_url};
 use crate::error::EdgeError;
 use crate::origin;
 
-pub fn user(req: &Request, keys: &Keyring, now_s: i64) -> Result<SessionClaims, EdgeError> {
-    let headers = req.headers();
+/// The verified session of a request with these headers.
+pub fn user(headers: &Headers, keys: &Keyring, now_s: i64) -> Result<SessionClaims, EdgeError> {
     let authorization = headers.get("authorization").ok().flatten();
-    let cookie = headers.get("cookie").ok().flatten();
+    // The cookie counts only without an Authorization header: not read then.
+    let cookie = match authorization {
+        Some(_) => None,
+        None => headers.get("cookie").ok().flatten(),
+    };
     rushgate_core::session::token(authorization.as_deref(), cookie.as_deref())
         .and_then(|token| keys.verify::<SessionClaims>(token, now_s).ok())
         .ok_or_else(unauthenticated)
@@ -52,7 +56,7 @@ pub async fn logout(
     config: &Config,
     now_s: i64,
 ) -> Result<Response, EdgeError> {
-    let claims = user(&req, &config.keys, now_s).ok();
+    let claims = user(req.headers(), &config.keys, now_s).ok();
     let response = origin::pass_through(config, req).await?;
     if let Some(claims) = claims
         && (200..300).contains(&response.status_code())

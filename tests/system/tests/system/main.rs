@@ -5,6 +5,7 @@
 //! packages (`npm ci`); `scripts/test.sh` does both.
 
 mod cluster;
+mod compose;
 mod counts;
 mod crowd;
 mod edge;
