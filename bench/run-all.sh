@@ -19,4 +19,4 @@ run bench/scripts/shielding.sh 10000 10
 run bench/scripts/cluster.sh "$secs"
 echo
 echo "=== summary"
-grep -E "^(P[1-4] |C[1-2] |offered|capacity|shedding|no shedding|Wasm|units sold|invariants|\{\"buckets)" "$log"
+grep -E "^(P[1-4] |C[1-2] |offered|capacity|shedding|no shedding|Wasm|cold start|buyers per second|dedup Durable|units sold|invariants|\{\"buckets)" "$log"

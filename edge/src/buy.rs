@@ -38,8 +38,7 @@ pub async fn buy(
     config: &Rc<Config>,
     now_ms: i64,
 ) -> Result<web_sys::Response, EdgeError> {
-    let now = clock::now();
-    let now_s = now.unix_timestamp();
+    let now_s = clock::at(now_ms).unix_timestamp();
     // Read first, whatever the answer: a connection answered with its body
     // unread cannot carry the client's next request.
     let body = Uint8Array::new(&JsFuture::from(req.array_buffer()?).await?).to_vec();
@@ -115,13 +114,26 @@ pub async fn buy(
         arrivals_per_s: snapshot::arrival(event_id, now_ms),
     };
     let p = admission::probability(&view.admission, round, crowd);
-    let u = admission::unit_interval(u32::from_le_bytes(clock::random()));
+    // One draw for the round and for the retry token a loser gets.
+    let draw: [u8; 20] = clock::random();
+    let (round_draw, nonce) = draw.split_at(4);
+    let u = admission::unit_interval(u32::from_le_bytes(
+        round_draw.try_into().unwrap_or_default(),
+    ));
     let in_flight = admission::admitted(p, u)
         .then(|| snapshot::take_in_flight(&view, order.tier_id, order.quantity))
         .flatten();
     let Some(in_flight) = in_flight else {
         funnel::bump(event_id, Step::NotAdmitted);
-        return Err(not_admitted(config, event_id, user.user_id, round, now_s));
+        let nonce = nonce.try_into().unwrap_or_default();
+        return Err(not_admitted(
+            config,
+            event_id,
+            user.user_id,
+            round,
+            now_s,
+            nonce,
+        ));
     };
 
     funnel::bump(event_id, Step::Forwarded);
@@ -178,7 +190,14 @@ async fn ask_shard(env: &Env, config: &Config, ask: &Ask) -> Result<Answer, Edge
 }
 
 /// 429 with a signed, single-use ticket into the next round.
-fn not_admitted(config: &Config, event_id: i64, user_id: i64, round: u32, now_s: i64) -> EdgeError {
+fn not_admitted(
+    config: &Config,
+    event_id: i64,
+    user_id: i64,
+    round: u32,
+    now_s: i64,
+    nonce: [u8; 16],
+) -> EdgeError {
     let wait = admission::retry_after_s(round);
     let token = config.keys.sign(&RetryClaims {
         event_id,
@@ -186,7 +205,7 @@ fn not_admitted(config: &Config, event_id: i64, user_id: i64, round: u32, now_s:
         round: round + 1,
         not_before: now_s + i64::from(wait),
         exp: now_s + i64::from(wait) + 120,
-        nonce: clock::random(),
+        nonce,
     });
     EdgeError(
         ErrorBody::from(ErrorCode::NotAdmitted)
