@@ -1,0 +1,191 @@
+//! The queue's arithmetic (admission mode `queue`), free of IO so that the edge
+//! and the origin agree on it: how many more users to admit so that admission
+//! follows the stock (a closed loop over what is left, what is on its way and
+//! how admitted users actually convert), a waiting user's chance and wait, and
+//! how soon they should ask again.
+
+/// What the queue knows when it decides how many more to admit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flow {
+    /// Units left in the sale (all tiers).
+    pub remaining: i64,
+    /// Units in purchase attempts on their way to the origin.
+    pub in_flight: i64,
+    /// Admitted users still inside their exclusive window who have not bought.
+    pub holding_window: u64,
+    /// Admitted users so far, and those of them who bought.
+    pub admitted: u64,
+    pub converted: u64,
+    /// Units bought per buyer so far (1 until someone buys).
+    pub units_per_buyer: f64,
+}
+
+/// The share of admitted users who buy, before any has had the chance: the
+/// loop starts by admitting twice the stock, and corrects itself as users buy
+/// or let their window pass.
+pub const PRIOR_CONVERSION: f64 = 0.5;
+
+/// How many admitted users it takes to learn the conversion on its own.
+const PRIOR_WEIGHT: f64 = 20.0;
+
+/// Admitted users never exceed this many times the units left, whatever the
+/// conversion says (a crowd of no-shows cannot open the gates wide).
+const MAX_ADMITTED_PER_UNIT: f64 = 10.0;
+
+impl Flow {
+    /// The observed conversion, pulled towards the prior while few were admitted.
+    pub fn conversion(&self) -> f64 {
+        let observed = self.converted as f64 + PRIOR_CONVERSION * PRIOR_WEIGHT;
+        (observed / (self.admitted as f64 + PRIOR_WEIGHT)).clamp(0.01, 1.0)
+    }
+
+    fn units_per_buyer(&self) -> f64 {
+        if self.units_per_buyer.is_finite() {
+            self.units_per_buyer.max(1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// How many more users to admit now: enough that the users holding a
+    /// window plus the new ones are expected to want the units left that are
+    /// not already on their way — and none while nothing is left.
+    pub fn to_admit(&self) -> u64 {
+        let free = self.remaining - self.in_flight.max(0);
+        if self.remaining <= 0 || free <= 0 {
+            return 0;
+        }
+        let per_admitted = self.conversion() * self.units_per_buyer();
+        let wanted = (free as f64 / per_admitted).ceil();
+        let cap = (free as f64 * MAX_ADMITTED_PER_UNIT).ceil();
+        let target = wanted.min(cap);
+        (target - self.holding_window as f64).max(0.0) as u64
+    }
+
+    /// The chance that a user with `ahead` people before them gets a unit:
+    /// the buyers the units left can serve, over the buyers expected among
+    /// those ahead and this user.
+    pub fn chance(&self, ahead: u64) -> f64 {
+        if self.remaining <= 0 {
+            return 0.0;
+        }
+        let buyers_served = self.remaining as f64 / self.units_per_buyer();
+        let competing = (ahead as f64 + 1.0) * self.conversion();
+        (buyers_served / competing.max(1.0)).clamp(0.0, 1.0)
+    }
+}
+
+/// Seconds until `ahead` people are admitted at `admitted_per_s`; `None` when
+/// nobody is being admitted (e.g. before the opening).
+pub fn estimated_wait_s(ahead: u64, admitted_per_s: f64) -> Option<u64> {
+    (admitted_per_s > 0.0).then(|| (ahead as f64 / admitted_per_s).ceil() as u64)
+}
+
+/// Seconds before a waiting user polls again: soon when their turn is near,
+/// rarely when it is far, plus up to a quarter more from `jitter` in [0, 1) so
+/// that a crowd's polls do not arrive together.
+pub fn poll_after_s(wait_s: Option<u64>, jitter: f64) -> u64 {
+    let base = match wait_s {
+        Some(wait) => (wait / 4).clamp(2, 30),
+        None => 10,
+    };
+    base + (base as f64 * 0.25 * jitter.clamp(0.0, 0.999)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn flow(remaining: i64) -> Flow {
+        Flow {
+            remaining,
+            in_flight: 0,
+            holding_window: 0,
+            admitted: 0,
+            converted: 0,
+            units_per_buyer: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_loop_starts_at_twice_the_stock_and_follows_conversion() {
+        assert_eq!(flow(100).to_admit(), 200);
+        let keen = Flow {
+            admitted: 1_000,
+            converted: 900,
+            ..flow(100)
+        };
+        assert!(keen.to_admit() < 120, "{}", keen.to_admit());
+        let idle = Flow {
+            admitted: 1_000,
+            converted: 50,
+            ..flow(100)
+        };
+        assert_eq!(idle.to_admit(), 1_000, "capped at ten per unit");
+        let waiting = Flow {
+            holding_window: 150,
+            ..flow(100)
+        };
+        assert_eq!(waiting.to_admit(), 50);
+    }
+
+    #[test]
+    fn chances_and_waits_read_as_a_person_would() {
+        let f = flow(10);
+        assert_eq!(f.chance(0), 1.0);
+        assert!((f.chance(79) - 0.25).abs() < 1e-9, "{}", f.chance(79));
+        assert_eq!(flow(0).chance(0), 0.0);
+        assert_eq!(estimated_wait_s(100, 10.0), Some(10));
+        assert_eq!(estimated_wait_s(100, 0.0), None);
+        assert_eq!(poll_after_s(Some(0), 0.0), 2);
+        assert_eq!(poll_after_s(Some(1_000), 0.0), 30);
+        assert_eq!(poll_after_s(None, 0.0), 10);
+        assert!(poll_after_s(Some(1_000), 0.99) > 30);
+    }
+
+    proptest! {
+        #[test]
+        fn nobody_is_admitted_while_nothing_is_left(
+            remaining in -5i64..=0,
+            in_flight in 0i64..50,
+            holding in 0u64..50,
+            admitted in 0u64..1_000,
+        ) {
+            let f = Flow {
+                remaining,
+                in_flight,
+                holding_window: holding,
+                admitted,
+                converted: admitted / 2,
+                units_per_buyer: 1.5,
+            };
+            prop_assert_eq!(f.to_admit(), 0);
+            prop_assert_eq!(f.chance(0), 0.0);
+        }
+
+        #[test]
+        fn admission_never_outruns_ten_per_unit_left_and_grows_with_the_stock(
+            remaining in 1i64..10_000,
+            in_flight in 0i64..100,
+            admitted in 0u64..10_000,
+            rate in 0.0f64..=1.0,
+            units in 1.0f64..4.0,
+        ) {
+            let f = Flow {
+                remaining,
+                in_flight,
+                holding_window: 0,
+                admitted,
+                converted: (admitted as f64 * rate) as u64,
+                units_per_buyer: units,
+            };
+            let free = (remaining - in_flight).max(0);
+            prop_assert!(f.to_admit() <= (free as u64) * 10);
+            let more = Flow { remaining: remaining + 100, ..f };
+            prop_assert!(more.to_admit() >= f.to_admit());
+            prop_assert!((0.0..=1.0).contains(&f.chance(admitted)));
+            prop_assert!(f.chance(admitted) >= f.chance(admitted + 10));
+        }
+    }
+}
