@@ -3,12 +3,14 @@
 // and purchase tokens (rushgate's token format: postcard claims, HMAC-SHA256 via
 // WebCrypto), parse
 // the body, consult the cached event snapshot, ask the user's DedupShard Durable
-// Object, draw the admission round, sign a retry token, answer 429. Not part of
-// rushgate; never deployed.
+// Object, draw the admission round, sign a retry token, answer 429 — and, like
+// the Rust worker, forward an admitted attempt to the origin with a signed
+// attestation (X-Rushgate-Admit) and relay its answer. Not part of rushgate;
+// never deployed.
 
 const enc = new TextEncoder();
 const LABEL = enc.encode("rushgate-token\0");
-const KIND = { session: 1, purchase: 2, retry: 4 };
+const KIND = { session: 1, purchase: 2, admission: 3, retry: 4 };
 
 let keyState = null;
 async function keys(env) {
@@ -139,8 +141,9 @@ async function buy(req, env) {
   if (purchase.i64() <= nowS) return error(403, "url_expired");
   if (owner !== userId) return error(403, "wrong_user");
   let order;
+  const body = await req.text();
   try {
-    order = await req.json();
+    order = JSON.parse(body);
   } catch {
     return error(400, "invalid_input");
   }
@@ -159,7 +162,7 @@ async function buy(req, env) {
 
   const p = (view.admission.rounds || [1])[0];
   const u = crypto.getRandomValues(new Uint32Array(1))[0] / 4294967296;
-  if (u < p) return error(502, "admitted_but_not_forwarded_in_this_benchmark");
+  if (u < p) return forward(env, req, path, userId, nowS, body);
   const wait = 2;
   const out = [];
   varint(out, zigzag(eventId));
@@ -171,6 +174,25 @@ async function buy(req, env) {
   const claims = new Uint8Array(out);
   const retry = await sign(env, KIND.retry, claims);
   return error(429, "not_admitted", { retry_after_s: wait, retry_token: retry });
+}
+
+/** The admitted attempt to the origin, attested, and the origin's answer. */
+async function forward(env, req, path, userId, nowS, body) {
+  const claims = [];
+  for (const text of ["POST", path]) {
+    const bytes = enc.encode(text);
+    varint(claims, bytes.length);
+    claims.push(...bytes);
+  }
+  varint(claims, zigzag(userId));
+  varint(claims, zigzag(nowS));
+  const admit = await sign(env, KIND.admission, new Uint8Array(claims));
+  const headers = { "content-type": "application/json", "x-rushgate-admit": admit };
+  for (const name of ["authorization", "cookie"]) {
+    const value = req.headers.get(name);
+    if (value) headers[name] = value;
+  }
+  return fetch(`${env.ORIGIN_URL}${path}`, { method: "POST", headers, body });
 }
 
 export default {
