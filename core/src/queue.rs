@@ -1,8 +1,98 @@
 //! The queue's arithmetic (admission mode `queue`), free of IO so that the edge
-//! and the origin agree on it: how many more users to admit so that admission
-//! follows the stock (a closed loop over what is left, what is on its way and
-//! how admitted users actually convert), a waiting user's chance and wait, and
-//! how soon they should ask again.
+//! and the origin agree on it.
+//!
+//! **Where one stands.** A pre-queue entrant's draw number
+//! (`crate::draw::number`) is uniform over 256-bit space, so its place among
+//! `entrants` is about `fraction(number) × entrants` — no list of everyone
+//! needed, only a count. Who joins after the opening queues behind the whole
+//! pre-queue by join time.
+//!
+//! **The frontier.** Admission moves a [`Frontier`] forward and never back: a
+//! pre-queue entrant is admitted once the frontier's share of number space
+//! passes their number, a late joiner once the whole pre-queue is in and the
+//! frontier's time passes their join time. So nobody is ever admitted ahead of
+//! someone with a better place, whenever each of them happens to ask.
+//!
+//! **How far to move it.** A closed loop ([`Flow::to_admit`]) over what is
+//! left, what is on its way and how admitted users actually convert; and a
+//! waiting user's chance, wait, and how soon to ask again.
+
+/// A draw number's share of number space, in [0, 1): its first 8 bytes as a
+/// fraction (the rest changes it by less than 2⁻⁶⁴).
+pub fn fraction(number: &[u8; 32]) -> f64 {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&number[..8]);
+    u64::from_be_bytes(head) as f64 / 18_446_744_073_709_551_616.0
+}
+
+/// The estimated place (1 = first) of a pre-queue entrant among `entrants`.
+pub fn drawn_place(number: &[u8; 32], entrants: u64) -> u64 {
+    ((fraction(number) * entrants as f64) as u64 + 1).min(entrants.max(1))
+}
+
+/// Where an entrant stands in line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Standing {
+    /// Joined before the opening: by draw number.
+    Drawn { fraction: f64 },
+    /// Joined after the opening, at this time (ms).
+    Late { joined_ms: i64 },
+}
+
+/// How far admission has come; it only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Frontier {
+    /// Share of number space admitted from the pre-queue, in [0, 1].
+    pub drawn: f64,
+    /// Late joiners who joined before this time (ms) are admitted; meaningful
+    /// once `drawn` is 1.
+    pub late_until_ms: i64,
+}
+
+impl Frontier {
+    /// Nobody admitted yet; late joiners are counted from the opening on.
+    pub fn new(opens_at_ms: i64) -> Self {
+        Self {
+            drawn: 0.0,
+            late_until_ms: opens_at_ms,
+        }
+    }
+
+    pub fn admits(&self, standing: Standing) -> bool {
+        match standing {
+            Standing::Drawn { fraction } => fraction < self.drawn,
+            Standing::Late { joined_ms } => self.drawn >= 1.0 && joined_ms < self.late_until_ms,
+        }
+    }
+
+    /// The frontier moved on by about `admit` more entrants: through the
+    /// pre-queue's `entrants` first (uniform numbers: a share per entrant),
+    /// then, with the pre-queue all in, through the late joiners, who arrive
+    /// at `late_per_s` — never past `now_ms`, nor backwards.
+    pub fn advance(&self, admit: u64, entrants: u64, late_per_s: f64, now_ms: i64) -> Self {
+        let mut next = *self;
+        let mut left = admit as f64;
+        if next.drawn < 1.0 {
+            if entrants == 0 {
+                next.drawn = 1.0;
+            } else {
+                let waiting = (1.0 - next.drawn) * entrants as f64;
+                let step = left.min(waiting);
+                next.drawn = (next.drawn + step / entrants as f64).min(1.0);
+                left -= step;
+                if left > 0.0 {
+                    next.drawn = 1.0;
+                }
+            }
+        }
+        if next.drawn >= 1.0 && left > 0.0 && late_per_s > 0.0 {
+            let ms = (left / late_per_s * 1000.0).ceil() as i64;
+            next.late_until_ms = next.late_until_ms.saturating_add(ms).min(now_ms);
+        }
+        next.late_until_ms = next.late_until_ms.max(self.late_until_ms);
+        next
+    }
+}
 
 /// What the queue knows when it decides how many more to admit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,6 +199,43 @@ mod tests {
     }
 
     #[test]
+    fn places_come_from_numbers_and_the_frontier_keeps_the_order() {
+        let mut low = [0u8; 32];
+        low[0] = 0x10;
+        let mut high = [0u8; 32];
+        high[0] = 0xf0;
+        assert!(fraction(&low) < fraction(&high));
+        assert_eq!(drawn_place(&[0u8; 32], 1_000), 1);
+        assert_eq!(drawn_place(&[0xff; 32], 1_000), 1_000);
+        assert_eq!(drawn_place(&high, 1_000), 938);
+
+        let start = Frontier::new(0);
+        let step = start.advance(100, 1_000, 0.0, 5_000);
+        assert!((step.drawn - 0.1).abs() < 1e-12);
+        assert!(step.admits(Standing::Drawn {
+            fraction: fraction(&low)
+        }));
+        assert!(!step.admits(Standing::Drawn {
+            fraction: fraction(&high)
+        }));
+        assert!(!step.admits(Standing::Late { joined_ms: 0 }));
+        // 950 more: the 900 left of the pre-queue, then 50 late joiners at 10/s.
+        let past = step.advance(950, 1_000, 10.0, 1_000_000);
+        assert_eq!(past.drawn, 1.0);
+        assert_eq!(past.late_until_ms, 5_000);
+        assert!(past.admits(Standing::Late { joined_ms: 4_999 }));
+        assert!(!past.admits(Standing::Late { joined_ms: 5_000 }));
+        // Never past now, never backwards.
+        assert_eq!(past.advance(1_000, 1_000, 10.0, 6_000).late_until_ms, 6_000);
+        assert_eq!(past.advance(1_000, 1_000, 10.0, 1_000).late_until_ms, 5_000);
+        assert_eq!(
+            start.advance(5, 0, 0.0, 0).drawn,
+            1.0,
+            "no pre-queue at all"
+        );
+    }
+
+    #[test]
     fn the_loop_starts_at_twice_the_stock_and_follows_conversion() {
         assert_eq!(flow(100).to_admit(), 200);
         let keen = Flow {
@@ -145,6 +272,39 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_frontier_only_moves_forward_and_admits_whoever_it_passed(
+            steps in proptest::collection::vec((0u64..500, 0i64..10_000), 1..20),
+            entrants in 0u64..5_000,
+            late_per_s in 0.0f64..100.0,
+            numbers in proptest::collection::vec(any::<[u8; 32]>(), 1..50),
+        ) {
+            let mut frontier = Frontier::default();
+            let mut now = 0;
+            let mut admitted = vec![false; numbers.len()];
+            for (admit, elapsed) in steps {
+                now += elapsed;
+                let next = frontier.advance(admit, entrants, late_per_s, now);
+                prop_assert!(next.drawn >= frontier.drawn && next.drawn <= 1.0);
+                prop_assert!(next.late_until_ms >= frontier.late_until_ms);
+                prop_assert!(next.late_until_ms <= now.max(frontier.late_until_ms));
+                for (i, n) in numbers.iter().enumerate() {
+                    let now_in = next.admits(Standing::Drawn { fraction: fraction(n) });
+                    prop_assert!(!admitted[i] || now_in, "admitted, then not");
+                    admitted[i] = now_in;
+                }
+                frontier = next;
+            }
+            // Whoever is in, everyone with a lower number is in too.
+            for (i, a) in numbers.iter().enumerate() {
+                for (j, b) in numbers.iter().enumerate() {
+                    if admitted[j] && fraction(a) < fraction(b) {
+                        prop_assert!(admitted[i]);
+                    }
+                }
+            }
+        }
+
         #[test]
         fn nobody_is_admitted_while_nothing_is_left(
             remaining in -5i64..=0,
