@@ -116,16 +116,13 @@ pub async fn buy(
     let p = admission::probability(&view.admission, round, crowd);
     // One draw for the round and for the retry token a loser gets.
     let draw: [u8; 20] = clock::random();
-    let (round_draw, nonce) = draw.split_at(4);
-    let u = admission::unit_interval(u32::from_le_bytes(
-        round_draw.try_into().unwrap_or_default(),
-    ));
+    let u = admission::unit_interval(u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]));
     let in_flight = admission::admitted(p, u)
         .then(|| snapshot::take_in_flight(&view, order.tier_id, order.quantity))
         .flatten();
     let Some(in_flight) = in_flight else {
         funnel::bump(event_id, Step::NotAdmitted);
-        let nonce = nonce.try_into().unwrap_or_default();
+        let nonce = std::array::from_fn(|i| draw[4 + i]);
         return Err(not_admitted(
             config,
             event_id,
