@@ -193,14 +193,21 @@ async fn a_few_buyers_empty_six_buckets_through_the_edge() {
     let (event, tier) = (sale.id, sale.tiers[0].id);
     let buyers = buyers_with_urls(&stack, event, 30).await;
     let mut held = 0;
-    for (buyer, url) in &buyers {
+    let mut refused = Vec::new();
+    for (i, (buyer, url)) in buyers.iter().enumerate() {
         match buyer.buy(url, tier, 1, None).await {
             Ok(_) => held += 1,
-            Err(e) => assert_eq!(e.code(), Some(ErrorCode::SoldOut), "{e}"),
+            Err(e) => {
+                assert_eq!(e.code(), Some(ErrorCode::SoldOut), "{e}");
+                refused.push(format!("buyer {i} after {held} held: {e}"));
+            }
         }
     }
-    assert_eq!(held, 24, "borrowing between buckets sells every unit");
     let stats = stack.admin().await.unwrap().stats(event).await.unwrap();
+    assert_eq!(
+        held, 24,
+        "borrowing between buckets sells every unit; refusals: {refused:#?}; stats: {stats:?}"
+    );
     assert_eq!(stats.tiers[0].remaining, 0);
     assert_eq!(stats.tiers[0].reserved, 24);
 }
