@@ -42,7 +42,7 @@ sed -i "s/function(e){queueMicrotask(e)}/function(e){Promise.resolve().then(e)}/
 # wasm-opt -Oz and drop the name section: smaller than worker-build's own pass.
 wasm=edge/build/index_bg.wasm
 strip=(--strip-debug)
-[ "$names" = 1 ] && strip=()
+[ "$names" = 1 ] && strip=(--debuginfo)
 "$WASM_OPT_BIN" -Oz "${strip[@]}" --strip-producers \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-exception-handling \

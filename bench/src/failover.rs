@@ -15,7 +15,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::crowd::{self, CrowdArgs, Mode};
-use crate::provision::Access;
 
 #[derive(Debug, Clone, Args)]
 pub struct FailoverArgs {
@@ -71,30 +70,20 @@ pub async fn run(args: &FailoverArgs) -> anyhow::Result<FailoverReport> {
     })
     .await?;
     let users = (args.rate * f64::from(args.seconds)).round() as u32;
+    // Straight at the first origin (the stack has no edge).
     let crowd_args = CrowdArgs {
-        target: stack.origin_url(0),
-        origin: stack.origin_url(0),
-        access: Access {
-            database_url: stack.database_url.clone(),
-            signing_key: stack.signing_key.clone(),
-            environment: "development".into(),
-        },
         users,
         stock: i64::from(users) * 2,
-        per_user_limit: 2,
-        quantity: 1,
-        admission: "1.0".into(),
         dedup_window_s: 0,
         opens_in_s: 2,
         mode: Mode::Open,
         concurrency: 0,
         rate: args.rate,
         pay_probability: 0.0,
-        bots: 0.0,
         bot_period_ms: 20,
         max_seconds: 60,
         buckets: Some(args.buckets),
-        json: false,
+        ..CrowdArgs::for_stack(&stack)
     };
     let prepared = crowd::prepare(&crowd_args).await?;
     let (event, tier, opens_at) = (

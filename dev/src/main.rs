@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use rushgate_dev::edge::{self, EdgeSpec};
 use rushgate_dev::redis::RedisCluster;
+use rushgate_dev::stack::pair;
 use rushgate_dev::{Options, Runtime, Stack};
 
 #[derive(Debug, Parser)]
@@ -129,12 +130,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn pair(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("{text}: expected NAME=VALUE"))
 }
 
 async fn shutdown() {

@@ -121,7 +121,8 @@ impl Options {
     }
 }
 
-fn pair(text: &str) -> Result<(String, String), String> {
+/// `NAME=VALUE` from the command line.
+pub fn pair(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("{text}: expected NAME=VALUE"))

@@ -8,12 +8,7 @@ pub fn now_ms() -> i64 {
 }
 
 pub fn now() -> OffsetDateTime {
-    at(now_ms())
-}
-
-/// The time `ms` milliseconds after the epoch.
-pub fn at(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms()) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 

@@ -16,6 +16,7 @@ use worker::worker_sys::{DurableObjectNamespace, DurableObjectState};
 use worker::{Env, ListOptions, Result, State, web_sys};
 
 use crate::config::Config;
+use crate::inits::{self, Inits};
 
 /// Durable Object binding of the shards.
 pub const BINDING: &str = "DEDUP";
@@ -66,45 +67,20 @@ pub async fn ask_at(env: &Env, shard: u32, url: &str) -> Result<String> {
 }
 
 thread_local! {
-    /// Response inits by answer (`pass`, `duplicate 7`, ...: a few dozen at
-    /// most): `new Response` copies its init, so each serves every answer alike.
-    static ANSWERS: RefCell<Vec<(String, web_sys::ResponseInit)>> = const { RefCell::new(Vec::new()) };
+    /// Shard answers' inits (`pass`, `duplicate 7`, ...: a few dozen at most).
+    static ANSWERS: Inits<String> = const { Inits::new() };
 }
-
-/// Distinct answers kept at most (a short list, searched in order).
-const MAX_ANSWERS: usize = 64;
 
 /// A shard's answer to the worker.
 fn answer(text: &str) -> Result<web_sys::Response> {
-    let known = ANSWERS.with(|a| {
-        a.borrow()
-            .iter()
-            .find(|(t, _)| t == text)
-            .map(|(_, init)| init.clone())
-    });
-    let init = match known {
-        Some(init) => init,
-        None => {
-            let headers = web_sys::Headers::new()?;
-            headers.set(ANSWER, text)?;
-            let init = web_sys::ResponseInit::new();
-            init.set_headers(&headers);
-            ANSWERS.with(|a| {
-                let mut answers = a.borrow_mut();
-                if answers.len() < MAX_ANSWERS {
-                    answers.push((text.to_owned(), init.clone()));
-                }
-            });
-            init
-        }
-    };
+    let init =
+        ANSWERS.with(|answers| answers.get(text, || inits::make(None, &[(ANSWER, text)])))?;
     Ok(web_sys::Response::new_with_opt_str_and_init(None, &init)?)
 }
 
 /// A refused ask (a worker bug, never a user's doing).
 fn refusal(status: u16) -> Result<web_sys::Response> {
-    let init = web_sys::ResponseInit::new();
-    init.set_status(status);
+    let init = inits::make(Some(status), &[])?;
     Ok(web_sys::Response::new_with_opt_str_and_init(None, &init)?)
 }
 

@@ -1,10 +1,10 @@
 //! Error answers: the core error table and JSON shape, same as the origin's.
 
-use std::cell::RefCell;
-
 use rushgate_core::{ErrorBody, ErrorCode};
 use worker::wasm_bindgen::JsValue;
 use worker::{Response, web_sys};
+
+use crate::inits::{self, Inits};
 
 #[derive(Debug)]
 pub struct EdgeError(pub ErrorBody);
@@ -40,43 +40,24 @@ impl From<JsValue> for EdgeError {
 }
 
 thread_local! {
-    /// Response inits of JSON answers by status and `retry-after`. `new
-    /// Response` copies what its init says, so one init serves every answer
-    /// alike, and an answer costs one call out of Wasm instead of seven.
-    static INITS: RefCell<Vec<(u16, Option<u64>, web_sys::ResponseInit)>> =
-        const { RefCell::new(Vec::new()) };
+    /// JSON answers' inits by status and `retry-after`.
+    static INITS: Inits<(u16, Option<u64>)> = const { Inits::new() };
 }
 
-/// Inits kept at most (a few statuses, `retry-after` a few seconds each: a
-/// short list, searched in order).
-const MAX_INITS: usize = 64;
-
 fn init(status: u16, retry_after_s: Option<u64>) -> Result<web_sys::ResponseInit, JsValue> {
-    let known = INITS.with(|i| {
-        i.borrow()
-            .iter()
-            .find(|(s, r, _)| (*s, *r) == (status, retry_after_s))
-            .map(|(_, _, init)| init.clone())
-    });
-    if let Some(init) = known {
-        return Ok(init);
-    }
-    let headers = web_sys::Headers::new()?;
-    headers.set("content-type", "application/json")?;
-    headers.set("cache-control", "no-store")?;
-    if let Some(retry) = retry_after_s {
-        headers.set("retry-after", &retry.to_string())?;
-    }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(status);
-    init.set_headers(&headers);
-    INITS.with(|i| {
-        let mut inits = i.borrow_mut();
-        if inits.len() < MAX_INITS {
-            inits.push((status, retry_after_s, init.clone()));
-        }
-    });
-    Ok(init)
+    INITS.with(|inits| {
+        inits.get(&(status, retry_after_s), || {
+            let retry = retry_after_s.map(|r| r.to_string());
+            let mut headers = vec![
+                ("content-type", "application/json"),
+                ("cache-control", "no-store"),
+            ];
+            if let Some(retry) = &retry {
+                headers.push(("retry-after", retry));
+            }
+            inits::make(Some(status), &headers)
+        })
+    })
 }
 
 /// A JSON answer built on the runtime's own objects: no `worker` builder, no

@@ -14,6 +14,7 @@ mod dedup_shard;
 mod error;
 mod events;
 mod funnel;
+mod inits;
 mod origin;
 mod session;
 mod snapshot;

@@ -94,6 +94,32 @@ pub struct CrowdArgs {
     pub json: bool,
 }
 
+impl CrowdArgs {
+    /// The command line's defaults, against a launcher stack: the crowd goes
+    /// to its front (the edge, else the first origin) and provisions at its
+    /// first origin with its database and key.
+    pub fn for_stack(stack: &rushgate_dev::Stack) -> Self {
+        let command = <Self as clap::Args>::augment_args(clap::Command::new("crowd"));
+        let matches = command
+            .try_get_matches_from([
+                "crowd",
+                "--target",
+                &stack.front_url(),
+                "--origin",
+                &stack.origin_url(0),
+                "--database-url",
+                &stack.database_url,
+                "--signing-key",
+                &stack.signing_key,
+                "--environment",
+                "development",
+            ])
+            .expect("the crowd's options parse");
+        <Self as clap::FromArgMatches>::from_arg_matches(&matches)
+            .expect("the crowd's options parse")
+    }
+}
+
 /// The sale under test and its buyers (user id, session token).
 pub struct Sale {
     pub event_id: i64,

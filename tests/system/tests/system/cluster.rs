@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use rushgate_bench::crowd::{self, CrowdArgs, Mode, Report};
-use rushgate_bench::provision::Access;
 use rushgate_core::{ErrorCode, Role};
 use rushgate_dev::{Options, Stack};
 use rushgate_system_tests::{buyers_with_urls, eventually, sale_input, stack_with, until_some};
@@ -34,29 +33,18 @@ fn cluster() -> Options {
 /// buckets.
 fn crowd_args(stack: &Stack) -> CrowdArgs {
     CrowdArgs {
-        target: stack.front_url(),
-        origin: stack.origin_url(0),
-        access: Access {
-            database_url: stack.database_url.clone(),
-            signing_key: stack.signing_key.clone(),
-            environment: "development".into(),
-        },
         users: 2000,
         stock: STOCK,
-        per_user_limit: 2,
-        quantity: 1,
-        admission: "1.0".into(),
         dedup_window_s: 0,
         opens_in_s: 2,
         mode: Mode::Open,
         concurrency: 0,
         rate: 100.0,
         pay_probability: 0.5,
-        bots: 0.0,
         bot_period_ms: 20,
         max_seconds: 90,
         buckets: Some(BUCKETS),
-        json: false,
+        ..CrowdArgs::for_stack(stack)
     }
 }
 

@@ -2,36 +2,24 @@
 //! bots — with every SPEC §5 invariant checked afterwards by the simulator.
 
 use rushgate_bench::crowd::{self, CrowdArgs, Mode};
-use rushgate_bench::provision::Access;
 use rushgate_system_tests::stack;
 
 #[tokio::test]
 async fn a_crowd_through_the_edge_keeps_every_invariant() {
     let stack = stack().await;
     let args = CrowdArgs {
-        target: stack.front_url(),
-        origin: stack.origin_url(0),
-        access: Access {
-            database_url: stack.database_url.clone(),
-            signing_key: stack.signing_key.clone(),
-            environment: "development".into(),
-        },
         users: 2000,
         stock: 50,
-        per_user_limit: 2,
-        quantity: 1,
         admission: "0.5,1.0".into(),
         dedup_window_s: 5,
         opens_in_s: 3,
         mode: Mode::Closed,
         concurrency: 250,
         rate: 0.0,
-        pay_probability: 0.8,
         bots: 0.05,
         bot_period_ms: 20,
         max_seconds: 90,
-        buckets: None,
-        json: false,
+        ..CrowdArgs::for_stack(&stack)
     };
     let report = crowd::run(&args).await.expect("the crowd ran");
     println!("{}", crowd::render(&report));
