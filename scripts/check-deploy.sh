@@ -2,9 +2,10 @@
 # Checks what `wrangler deploy --env production` would upload, offline:
 # `wrangler deploy --dry-run --outdir` runs the [build] step of wrangler.toml
 # (scripts/build-edge.sh) and bundles the worker; this script then checks the
-# bundle (the module exports the fetch handler and the DedupShard class, the
-# Wasm is the one just built, sizes within Cloudflare's limits) and the
-# bindings wrangler reports (the Durable Object, an https origin, every var).
+# bundle (the module exports the fetch handler and the DedupShard and
+# QueueFrontier classes, the Wasm is the one just built, sizes within
+# Cloudflare's limits) and the bindings wrangler reports (the Durable Objects,
+# an https origin, every var).
 # Usage: scripts/check-deploy.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +23,14 @@ wasm=$(ls "$out"/bundle/*.wasm 2>/dev/null | head -n1)
 cmp -s "$wasm" edge/build/index_bg.wasm || fail "the bundled Wasm is not the one just built"
 exports=$(sed -n '/^export {/,/}/p' "$module")
 grep -Eq '(as )?DedupShard,?$' <<<"$exports" || fail "the module does not export DedupShard"
+grep -Eq '(as )?QueueFrontier,?$' <<<"$exports" || fail "the module does not export QueueFrontier"
 grep -Eq 'as default,?$' <<<"$exports" || fail "the module has no default export (the fetch handler)"
 # Cloudflare: 64 MiB per asset, 10 MiB gzipped per worker on paid plans (3 on free).
 gzipped=$(cat "$module" "$wasm" | gzip -9 | wc -c)
 [ "$gzipped" -lt $((3 * 1024 * 1024)) ] || fail "the worker is $gzipped bytes gzipped (free plan limit 3 MiB)"
 
 grep -q 'env.DEDUP (DedupShard) *Durable Object' "$log" || fail "no DedupShard binding"
+grep -q 'env.QUEUE (QueueFrontier) *Durable Object' "$log" || fail "no QueueFrontier binding"
 grep -Eq 'env.ORIGIN_URL \("https://' "$log" || fail "the production origin is not https"
 for var in ORIGIN_URLS EVENT_CACHE_TTL_S EVENT_CACHE_SWR_S DEDUP_SHARDS REPORT_EVERY_MS PURCHASE_URL_TTL_S; do
   grep -q "env.$var " "$log" || fail "var $var is not set in production"

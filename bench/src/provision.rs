@@ -130,9 +130,11 @@ pub async fn prepare_buy(args: PrepareBuy) -> anyhow::Result<()> {
         dedup_window_s: Some(i64::from(args.dedup_window_s)),
         admission: Some(AdmissionInput {
             rounds: Some(vec![args.admission_p]),
-            mode: None,
+            ..AdmissionInput::default()
         }),
         buckets: Some(i64::from(args.buckets)),
+        // The crowd does not solve challenges (yet): the door stays open.
+        challenge: Some(rushgate_core::challenge::ChallengeMode::Off),
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 1000,

@@ -18,13 +18,15 @@ pub enum Endpoint {
     Buy,
     Order,
     Pay,
+    Queue,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Self::Time,
         Self::Event,
         Self::PurchaseUrl,
+        Self::Queue,
         Self::Buy,
         Self::Order,
         Self::Pay,
@@ -38,6 +40,7 @@ impl Endpoint {
             Self::Buy => "POST /buy",
             Self::Order => "GET /api/orders/{id}",
             Self::Pay => "POST pay",
+            Self::Queue => "queue join/poll",
         }
     }
 }

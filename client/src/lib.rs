@@ -9,10 +9,12 @@ mod wait;
 
 use reqwest::{Method, StatusCode};
 use rushgate_core::api::{
-    AdminEventList, BuyRequest, Credentials, EventList, EventStats, EventView, LoggedIn, LoggedOut,
-    Me, Order, OrderList, PurchaseUrl, Registered, Reservation, ReviewNote, ServerTime, header,
+    AdminEventList, BuyRequest, Challenge, Credentials, DoorAnswer, EventList, EventStats,
+    EventView, LoggedIn, LoggedOut, Me, Order, OrderList, PurchaseUrl, Registered, Reservation,
+    ReviewNote, ServerTime, header,
 };
 use rushgate_core::event::EventInput;
+use rushgate_core::queue::wire::QueueStatus;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -30,6 +32,9 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Sent as `CF-Connecting-IP` (a test or a bench standing in for
+    /// Cloudflare, which sets it in production).
+    address: Option<String>,
 }
 
 /// A purchase's answer: the reservation, whether it is the original answer
@@ -72,6 +77,7 @@ impl Client {
             http,
             base: base.into().trim_end_matches('/').to_owned(),
             token: None,
+            address: None,
         }
     }
 
@@ -100,10 +106,21 @@ impl Client {
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(address) = &self.address {
+            request = request.header("cf-connecting-ip", address);
+        }
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
+        }
+    }
+
+    /// The same client, its requests from `address` (`CF-Connecting-IP`).
+    pub fn from_address(&self, address: impl Into<String>) -> Self {
+        Self {
+            address: Some(address.into()),
+            ..self.clone()
         }
     }
 
@@ -183,12 +200,70 @@ impl Client {
     /// `GET /api/edge/dedup-load` (the edge only; admins): each dedup Durable
     /// Object's load since it started.
     pub async fn dedup_load(&self) -> Result<rushgate_core::api::DedupLoad> {
-        self.get("/api/edge/dedup-load").await
+        self.dedup_load_with(None).await
+    }
+
+    /// The same, with the load of `event`'s queue frontier object if given.
+    pub async fn dedup_load_with(
+        &self,
+        event: Option<i64>,
+    ) -> Result<rushgate_core::api::DedupLoad> {
+        match event {
+            Some(id) => self.get(&format!("/api/edge/dedup-load?event={id}")).await,
+            None => self.get("/api/edge/dedup-load").await,
+        }
     }
 
     /// The event as its page loads it: counted as a view by `visitor`.
     pub async fn view_event(&self, id: i64, visitor: &str) -> Result<EventView> {
         self.get(&format!("/api/events/{id}?view={visitor}")).await
+    }
+
+    /// `POST /api/events/{id}/queue` (the edge): joins the event's queue, or
+    /// finds the pass of an earlier join.
+    pub async fn join_queue(&self, event_id: i64) -> Result<QueueStatus> {
+        self.post(
+            &format!("/api/events/{event_id}/queue"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// `POST /api/events/{id}/queue` with the door's answer.
+    pub async fn join_queue_with(&self, event_id: i64, answer: &DoorAnswer) -> Result<QueueStatus> {
+        self.post(&format!("/api/events/{event_id}/queue"), answer)
+            .await
+    }
+
+    /// `GET /api/events/{id}/challenge`, in the slow lane if `slow`.
+    pub async fn challenge(&self, event_id: i64, slow: bool) -> Result<Challenge> {
+        let lane = if slow { "?lane=slow" } else { "" };
+        self.get(&format!("/api/events/{event_id}/challenge{lane}"))
+            .await
+    }
+
+    /// `GET /api/events/{id}/queue` with `pass`: where it stands.
+    pub async fn queue_status(&self, event_id: i64, pass: &str) -> Result<QueueStatus> {
+        self.call(
+            self.request(Method::GET, &format!("/api/events/{event_id}/queue"))
+                .header(rushgate_core::api::header::QUEUE_PASS, pass),
+        )
+        .await
+    }
+
+    /// `GET /api/events/{id}/draw`: the queue's draw record, once the sale closed.
+    pub async fn draw(&self, event_id: i64) -> Result<rushgate_core::draw::DrawRecord> {
+        self.get(&format!("/api/events/{event_id}/draw")).await
+    }
+
+    /// `POST /api/events/{id}/purchase-url` with the door's answer.
+    pub async fn purchase_url_with(
+        &self,
+        event_id: i64,
+        answer: &DoorAnswer,
+    ) -> Result<PurchaseUrl> {
+        self.post(&format!("/api/events/{event_id}/purchase-url"), answer)
+            .await
     }
 
     pub async fn purchase_url(&self, event_id: i64) -> Result<PurchaseUrl> {

@@ -36,6 +36,8 @@ pub fn probability(admission: &Admission, round: u32, crowd: Crowd) -> f64 {
             let i = (round as usize).min(rounds.len().saturating_sub(1));
             rounds.get(i).copied().unwrap_or(1.0).clamp(0.0, 1.0)
         }
+        // The queue admits before the purchase URL: whoever holds one is in.
+        Admission::Queue { .. } => 1.0,
         Admission::Auto { .. } => {
             if crowd.remaining <= 0 {
                 return AUTO_MIN_PROBABILITY;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::challenge::{ChallengeMode, Conditions};
 use crate::event::Admission;
 use crate::phase::Phase;
 use crate::role::Role;
@@ -118,6 +119,9 @@ pub struct EventView {
     pub dedup_window_s: u32,
     pub admission: Admission,
     pub buckets: u32,
+    /// When the door asks for a proof of work.
+    #[serde(default)]
+    pub challenge: ChallengeMode,
     pub status: EventStatus,
     pub phase: Phase,
     #[serde(with = "time::serde::rfc3339")]
@@ -125,6 +129,17 @@ pub struct EventView {
     pub tiers: Vec<TierView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_note: Option<String>,
+    /// A queue's draw, from its approval on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draw: Option<DrawCommitment>,
+}
+
+/// `Event.draw`: the SHA-256 of the queue's secret seed, hex, fixed before
+/// anyone joins; `GET /api/events/{id}/draw` reveals the seed after the sale.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawCommitment {
+    pub commitment: String,
 }
 
 /// An event in the public list.
@@ -161,6 +176,34 @@ pub struct AdminEventList {
 pub struct ReviewNote {
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// `GET /api/events/{id}/challenge`: a proof of work for the door
+/// (`core::challenge`). `difficulty` 0 means the door is open now: any nonce
+/// solves it. A slow lane's answer counts from `not_before`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub challenge: String,
+    pub difficulty: u8,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// What the difficulty was made from.
+    pub conditions: Conditions,
+}
+
+/// The body of a join (or a purchase-URL request) that answers the door: a
+/// challenge and its decimal nonce. An empty body is no answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorAnswer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -273,7 +316,7 @@ pub struct Funnel {
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventStats {
     pub event_id: i64,
     pub tiers: Vec<TierStats>,
@@ -284,6 +327,29 @@ pub struct EventStats {
     /// none before the first.
     #[serde(default)]
     pub ledger: Option<LedgerCheck>,
+    /// A queue's figures (admission mode `queue` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueStats>,
+}
+
+/// A queue as the console shows it, from what the edge reported.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Entrants who joined before the opening, and after it.
+    pub pre_queue: i64,
+    pub late: i64,
+    /// Entrants the frontier has passed, and how many users bought.
+    pub admitted: i64,
+    pub converted: i64,
+    /// The frontier: share of the pre-queue's number space admitted (0–1),
+    /// and the join time (unix ms) up to which late joiners are admitted.
+    pub drawn: f64,
+    pub late_until_ms: Option<i64>,
+    /// Joins per minute: `[minute start (unix ms), joins]`, oldest first.
+    pub joins_per_minute: Vec<(i64, i64)>,
+    /// Whether the draw record is published (`GET /api/events/{id}/draw`).
+    pub draw_published: bool,
 }
 
 /// A check of an event's stock ledger: per tier, the units that are neither
@@ -362,6 +428,9 @@ pub fn is_json_object(body: &[u8]) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupLoad {
     pub shards: Vec<ShardLoad>,
+    /// With `?event=<id>`: that event's queue frontier object (as `shard` 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontier: Option<ShardLoad>,
 }
 
 /// One dedup Durable Object's load.
@@ -388,6 +457,13 @@ pub mod header {
     pub const REMAINING: &str = "x-rushgate-remaining";
     /// Edge → client, on cached reads: `hit`, `stale` or `miss`.
     pub const CACHE: &str = "x-rushgate-cache";
+    /// Client → edge: a queue pass (else its cookie, [`queue_cookie`]).
+    pub const QUEUE_PASS: &str = "x-queue-pass";
+
+    /// The cookie that carries an event's queue pass for the pages.
+    pub fn queue_cookie(event_id: i64) -> String {
+        format!("rushgate_queue_{event_id}")
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub const SEED_LEN: usize = 32;
 pub type Seed = [u8; SEED_LEN];
 
 /// One pre-queue entrant of a published draw: both fields lowercase hex.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entrant {
     /// SHA-256 of the decimal user id.
@@ -30,6 +31,7 @@ pub struct Entrant {
 }
 
 /// `GET /api/events/{id}/draw` once the sale has closed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrawRecord {
     /// The seed, hex.
@@ -80,8 +82,16 @@ pub fn entry(user_id: i64) -> String {
 
 /// A user's draw number: HMAC-SHA256(seed, decimal user id), hex. Lower goes first.
 pub fn number(seed: &Seed, user_id: i64) -> String {
+    hex_of(&number_bytes(seed, user_id))
+}
+
+/// A user's draw number as bytes.
+pub fn number_bytes(seed: &Seed, user_id: i64) -> [u8; 32] {
     let key = hmac::Key::new(hmac::HMAC_SHA256, seed);
-    hex_of(hmac::sign(&key, user_id.to_string().as_bytes()).as_ref())
+    let tag = hmac::sign(&key, user_id.to_string().as_bytes());
+    let mut number = [0u8; 32];
+    number.copy_from_slice(tag.as_ref());
+    number
 }
 
 /// Whether `text` is 32 bytes as lowercase hex (so that texts compare as the

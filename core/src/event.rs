@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::challenge::ChallengeMode;
 use crate::phase::Schedule;
 
 pub const MAX_TIERS: usize = 20;
@@ -13,8 +14,9 @@ pub const MAX_STOCK: i64 = 10_000_000;
 pub const MAX_PRICE_CENTS: i64 = 10_000_000_000;
 pub const MAX_PER_USER_LIMIT: u32 = 100;
 
-/// How the edge admits buyers: fixed probabilities per round, or automatic.
-/// Serialized as `{"rounds": [p1, ...]}` or `{"mode": "auto"}`.
+/// How the edge admits buyers: fixed probabilities per round, automatic, or a
+/// fair queue. Serialized as `{"rounds": [p1, ...]}`, `{"mode": "auto"}` or
+/// `{"mode": "queue", "window_s": 120}`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -24,6 +26,48 @@ pub enum Admission {
     Rounds { rounds: Vec<f64> },
     /// The edge derives the probability from the remaining stock and the crowd.
     Auto { mode: AutoMode },
+    /// A queue at the edge (SPEC §4, "Queue"): a drawn pre-queue, then arrival
+    /// order; an admitted user has `window_s` seconds of their own to buy.
+    Queue {
+        mode: QueueMode,
+        #[serde(default = "default_window_s")]
+        window_s: u32,
+    },
+}
+
+impl Admission {
+    /// The queue's exclusive window, if this is a queue.
+    pub fn queue_window_s(&self) -> Option<u32> {
+        match self {
+            Self::Queue { window_s, .. } => Some(*window_s),
+            _ => None,
+        }
+    }
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueMode {
+    Queue,
+}
+
+/// An admitted user's exclusive window in a queue, by default.
+pub const DEFAULT_QUEUE_WINDOW_S: u32 = 120;
+/// Bounds of the exclusive window, seconds.
+pub const QUEUE_WINDOW_S: std::ops::RangeInclusive<u32> = 10..=3_600;
+
+fn default_window_s() -> u32 {
+    DEFAULT_QUEUE_WINDOW_S
+}
+
+/// The `mode` of the `admission` field as written.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeInput {
+    Auto,
+    Queue,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -48,13 +92,22 @@ pub struct AdmissionInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rounds: Option<Vec<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<AutoMode>,
+    pub mode: Option<ModeInput>,
+    /// The queue's exclusive window (mode `queue` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<u32>,
 }
 
 impl Admission {
     /// Validates the `admission` field: rounds of 1 to 8 probabilities in
-    /// (0, 1], or automatic — one of the two.
+    /// (0, 1], automatic, or a queue with its window — one of the three.
     pub fn from_input(input: &AdmissionInput) -> Result<Self, FieldError> {
+        if input.window_s.is_some() && input.mode != Some(ModeInput::Queue) {
+            return Err(FieldError::new(
+                "admission.window_s",
+                "only a queue has a window",
+            ));
+        }
         match (&input.rounds, input.mode) {
             (Some(rounds), None) => {
                 if rounds.is_empty() || rounds.len() > MAX_ROUNDS {
@@ -73,10 +126,29 @@ impl Admission {
                     rounds: rounds.clone(),
                 })
             }
-            (None, Some(mode)) => Ok(Self::Auto { mode }),
+            (None, Some(ModeInput::Auto)) => Ok(Self::Auto {
+                mode: AutoMode::Auto,
+            }),
+            (None, Some(ModeInput::Queue)) => {
+                let window_s = input.window_s.unwrap_or(DEFAULT_QUEUE_WINDOW_S);
+                if !QUEUE_WINDOW_S.contains(&window_s) {
+                    return Err(FieldError::new(
+                        "admission.window_s",
+                        format!(
+                            "must be {} to {} seconds",
+                            QUEUE_WINDOW_S.start(),
+                            QUEUE_WINDOW_S.end()
+                        ),
+                    ));
+                }
+                Ok(Self::Queue {
+                    mode: QueueMode::Queue,
+                    window_s,
+                })
+            }
             _ => Err(FieldError::new(
                 "admission",
-                "must be {\"rounds\": [..]} or {\"mode\": \"auto\"}",
+                "must be {\"rounds\": [..]}, {\"mode\": \"auto\"} or {\"mode\": \"queue\"}",
             )),
         }
     }
@@ -135,6 +207,9 @@ pub struct EventInput {
     pub admission: Option<AdmissionInput>,
     #[serde(default)]
     pub buckets: Option<i64>,
+    /// When the door asks for a proof of work (default `auto`: under load).
+    #[serde(default)]
+    pub challenge: Option<ChallengeMode>,
     pub tiers: Vec<TierInput>,
 }
 
@@ -160,6 +235,7 @@ pub struct EventSpec {
     pub dedup_window_s: u32,
     pub admission: Admission,
     pub buckets: u32,
+    pub challenge: ChallengeMode,
     pub tiers: Vec<TierSpec>,
 }
 
@@ -293,6 +369,7 @@ impl EventSpec {
             dedup_window_s: dedup_window_s as u32,
             admission,
             buckets: buckets as u32,
+            challenge: input.challenge.unwrap_or_default(),
             tiers,
         })
     }
@@ -388,7 +465,29 @@ mod tests {
             serde_json::to_value(&rounds).unwrap(),
             json!({"rounds": [0.3, 1.0]})
         );
-        for stored in [auto, rounds] {
+        let queue = parse(json!({"mode": "queue"})).unwrap();
+        assert_eq!(
+            serde_json::to_value(&queue).unwrap(),
+            json!({"mode": "queue", "window_s": 120})
+        );
+        assert_eq!(queue.queue_window_s(), Some(120));
+        assert_eq!(auto.queue_window_s(), None);
+        let short = parse(json!({"mode": "queue", "window_s": 30})).unwrap();
+        assert_eq!(short.queue_window_s(), Some(30));
+        assert_eq!(
+            parse(json!({"mode": "queue", "window_s": 5})),
+            Err("admission.window_s".into())
+        );
+        assert_eq!(
+            parse(json!({"mode": "auto", "window_s": 60})),
+            Err("admission.window_s".into())
+        );
+        // Stored before the window existed: the default.
+        assert_eq!(
+            serde_json::from_value::<Admission>(json!({"mode": "queue"})).unwrap(),
+            queue
+        );
+        for stored in [auto, rounds, queue, short] {
             let text = serde_json::to_string(&stored).unwrap();
             assert_eq!(serde_json::from_str::<Admission>(&text).unwrap(), stored);
         }

@@ -17,11 +17,16 @@ pub fn token<'a>(
             .then(|| token.trim())
             .filter(|t| !t.is_empty());
     }
+    cookie(cookies, SESSION_COOKIE)
+}
+
+/// The value of cookie `name` in the `Cookie` header values.
+pub fn cookie<'a>(cookies: impl IntoIterator<Item = &'a str>, name: &str) -> Option<&'a str> {
     cookies
         .into_iter()
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
         .filter(|v| !v.is_empty())
 }
@@ -45,5 +50,7 @@ mod tests {
         assert_eq!(token(None, ["a=1", "rushgate_session=y"]), Some("y"));
         assert_eq!(token(None, ["rushgate_session="]), None);
         assert_eq!(token(None, []), None);
+        assert_eq!(cookie(["a=1; rg_queue_7=p.q"], "rg_queue_7"), Some("p.q"));
+        assert_eq!(cookie(["a=1"], "rg_queue_7"), None);
     }
 }

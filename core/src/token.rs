@@ -34,6 +34,8 @@ pub enum Kind {
     Purchase = 2,
     Admission = 3,
     Retry = 4,
+    QueuePass = 5,
+    Challenge = 6,
 }
 
 /// Why a token was refused.
@@ -280,6 +282,26 @@ pub struct RetryClaims {
 
 impl Claims for RetryClaims {
     const KIND: Kind = Kind::Retry;
+    fn expires_at(&self) -> i64 {
+        self.exp
+    }
+}
+
+/// A place in an event's queue (`POST /api/events/{id}/queue`). Signed from
+/// what the user's shard first recorded, so joining again yields the same text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePassClaims {
+    pub event_id: i64,
+    pub user_id: i64,
+    /// When the user first joined (unix ms): before the opening is the pre-queue.
+    pub joined_ms: i64,
+    /// For a late joiner, about how many late joiners came first.
+    pub late_ahead: u64,
+    pub exp: i64,
+}
+
+impl Claims for QueuePassClaims {
+    const KIND: Kind = Kind::QueuePass;
     fn expires_at(&self) -> i64 {
         self.exp
     }

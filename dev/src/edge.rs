@@ -3,7 +3,7 @@
 //! between — or under `wrangler dev`, as users run it.
 //!
 //! The workerd config has the worker (its module and Wasm), the `DedupShard`
-//! Durable Object namespace with storage on disk, the vars and the signing key
+//! and `QueueFrontier` Durable Object namespaces with storage on disk, the vars and the signing key
 //! as text bindings, an outbound network that may reach loopback, and a small
 //! router (`dev/workerd/router.js`) that serves `static/` first, as wrangler's
 //! `[assets]` does.
@@ -82,7 +82,9 @@ pub fn spawn_workerd(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
     command
         .arg("serve")
         .arg(&config)
-        .args(["--import-path", "/"]);
+        .args(["--import-path", "/"])
+        // The worker's console (errors and warnings only) in the log.
+        .arg("--verbose");
     // The DevTools protocol, for CPU profiles (bench/scripts/edge-profile.sh).
     if let Ok(address) = std::env::var("RUSHGATE_WORKERD_INSPECTOR") {
         command.arg(format!("--inspector-addr={address}"));
@@ -113,6 +115,7 @@ pub fn workerd_config(spec: &EdgeSpec<'_>, storage: &Path) -> String {
             quoted(spec.signing_key)
         ),
         "(name = \"DEDUP\", durableObjectNamespace = \"DedupShard\")".to_owned(),
+        "(name = \"QUEUE\", durableObjectNamespace = \"QueueFrontier\")".to_owned(),
     ];
     for (name, value) in spec.vars {
         bindings.push(format!(
@@ -157,6 +160,7 @@ const edge :Workerd.Worker = (
   ],
   durableObjectNamespaces = [
     (className = "DedupShard", uniqueKey = "rushgate-dedup-shard", enableSql = true),
+    (className = "QueueFrontier", uniqueKey = "rushgate-queue-frontier", enableSql = true),
   ],
   durableObjectStorage = (localDisk = "do-storage"),
 );
@@ -285,9 +289,15 @@ mod tests {
                 })
                 .collect()
         };
-        let dedup = bindings(&config["durable_objects"]);
-        assert_eq!(dedup, [("DEDUP".to_owned(), "DedupShard".to_owned())]);
-        assert_eq!(bindings(&production["durable_objects"]), dedup);
+        let objects = bindings(&config["durable_objects"]);
+        assert_eq!(
+            objects,
+            [
+                ("DEDUP".to_owned(), "DedupShard".to_owned()),
+                ("QUEUE".to_owned(), "QueueFrontier".to_owned())
+            ]
+        );
+        assert_eq!(bindings(&production["durable_objects"]), objects);
         assert!(config["build"]["command"].as_str().is_some());
         let origin = production["vars"]["ORIGIN_URL"].as_str().unwrap();
         assert!(origin.starts_with("https://"), "{origin}");

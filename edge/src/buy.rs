@@ -6,7 +6,9 @@
 //! probability admission → room in the stock (never more units in flight to the
 //! origin than are left) → forward to the origin with `X-Rushgate-Admit`, and
 //! relay its answer. An attempt refused before the shard (bad token, bad body,
-//! sold out) is not counted and opens no dedup window.
+//! sold out) is not counted and opens no dedup window. A queue's buyers were
+//! admitted before they had the URL: they skip the short-circuit, the round
+//! and the room check.
 
 use rushgate_core::admission::{self, Crowd};
 use rushgate_core::api::{BuyRequest, header, is_json_object};
@@ -56,9 +58,7 @@ pub async fn buy(
             "send {\"tier_id\": .., \"quantity\": ..}",
         )
     })?;
-    let view = snapshot::view(config, event_id, now_ms)
-        .await?
-        .ok_or_else(|| EdgeError::new(ErrorCode::NotFound, "no such event"))?;
+    let view = snapshot::public_view(config, event_id, now_ms).await?;
     purchase::check_order(
         &order,
         view.tiers.iter().map(|t| t.id),
@@ -66,7 +66,11 @@ pub async fn buy(
     )
     .map_err(EdgeError::from)?;
     funnel::bump(event_id, Step::Arrival);
-    if snapshot::tier_sold_out(&view, order.tier_id, now_ms) {
+    // A queue admits before the purchase URL, at the pace the stock allows:
+    // its buyers go to the origin, which knows of units given back before
+    // this isolate's snapshot does.
+    let queued = view.admission.queue_window_s().is_some();
+    if !queued && snapshot::tier_sold_out(&view, order.tier_id, now_ms) {
         funnel::bump(event_id, Step::SoldOut);
         return Err(ErrorCode::SoldOut.into());
     }
@@ -117,9 +121,11 @@ pub async fn buy(
     // One draw for the round and for the retry token a loser gets.
     let draw: [u8; 20] = clock::random();
     let u = admission::unit_interval(u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]));
-    let in_flight = admission::admitted(p, u)
-        .then(|| snapshot::take_in_flight(&view, order.tier_id, order.quantity))
-        .flatten();
+    let in_flight = match admission::admitted(p, u) {
+        true if queued => Some(None),
+        true => snapshot::take_in_flight(&view, order.tier_id, order.quantity).map(Some),
+        false => None,
+    };
     let Some(in_flight) = in_flight else {
         funnel::bump(event_id, Step::NotAdmitted);
         let nonce = std::array::from_fn(|i| draw[4 + i]);

@@ -1,7 +1,8 @@
 //! `GET /api/edge/dedup-load` (admins only): each dedup Durable Object's load
 //! since it started, in this location — how evenly users spread over the
 //! shards, and how close the busiest object comes to what one Durable Object
-//! can answer. One request asks every shard, hence the role check first.
+//! can answer. One request asks every shard, hence the role check first. With
+//! `?event=<id>`, the load of that event's queue frontier object too.
 
 use rushgate_core::api::{DedupLoad, ShardLoad};
 use rushgate_core::{ErrorCode, Role};
@@ -10,6 +11,7 @@ use worker::{Env, Request, Response};
 use crate::config::Config;
 use crate::dedup_shard::{self, LOAD_URL, parse_load};
 use crate::error::{EdgeError, json};
+use crate::frontier;
 use crate::session;
 
 pub async fn report(
@@ -33,5 +35,21 @@ pub async fn report(
             peak_per_s,
         });
     }
-    Ok(json(200, &DedupLoad { shards }))
+    let event = crate::origin::query(&req.inner().url()).and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("event="))
+            .and_then(|id| id.parse::<i64>().ok())
+    });
+    let frontier = match event {
+        Some(id) => {
+            let (_, answer) = frontier::ask(env, id, frontier::LOAD_URL).await?;
+            parse_load(&answer).map(|(asks, peak_per_s)| ShardLoad {
+                shard: 0,
+                asks,
+                peak_per_s,
+            })
+        }
+        None => None,
+    };
+    Ok(json(200, &DedupLoad { shards, frontier }))
 }

@@ -5,40 +5,31 @@
 //! every limit itself — and their revoked sessions, kept in the object's
 //! storage too, so a logout holds at every edge location and across evictions.
 //! A `/buy` asks its shard once: the session check rides along with the gate.
+//! The shard also keeps its users' places in event queues (`entrants`), and
+//! counts tries at the door (`door`) of its users and of the client addresses
+//! that hash to it.
 
 use std::cell::{Cell, RefCell};
 
 use rushgate_core::dedup::{Gate, Shard, shard_of};
+use rushgate_core::velocity::Velocity;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::{DurableObjectNamespace, DurableObjectState};
+use worker::worker_sys::DurableObjectState;
 use worker::{Env, ListOptions, Result, State, web_sys};
 
 use crate::config::Config;
+use crate::door::{AddressAsk, DoorAsk};
+use crate::entrants::{Book, JoinAsk};
 use crate::inits::{self, Inits};
+use crate::objects;
 
 /// Durable Object binding of the shards.
 pub const BINDING: &str = "DEDUP";
 
 /// Storage key prefix of revoked sessions (value: expiry, unix ms).
 const REVOKED: &str = "revoked:";
-
-thread_local! {
-    /// The namespace binding, looked up once per isolate (bindings do not
-    /// change while an isolate lives).
-    static NAMESPACE: RefCell<Option<DurableObjectNamespace>> = const { RefCell::new(None) };
-}
-
-fn namespace(env: &Env) -> Result<DurableObjectNamespace> {
-    if let Some(namespace) = NAMESPACE.with(|n| n.borrow().clone()) {
-        return Ok(namespace);
-    }
-    let namespace: DurableObjectNamespace =
-        JsValue::from(env.durable_object(BINDING)?).unchecked_into();
-    NAMESPACE.with(|n| *n.borrow_mut() = Some(namespace.clone()));
-    Ok(namespace)
-}
 
 /// Asks the shard that owns `user_id`; returns its text answer.
 pub async fn ask(env: &Env, config: &Config, user_id: i64, url: &str) -> Result<String> {
@@ -53,7 +44,7 @@ const ANSWER: &str = "x-answer";
 /// the few bytes of a body through a stream reader, and copy the answer's
 /// headers, status and properties first — most of the cost of a gate.
 pub async fn ask_at(env: &Env, shard: u32, url: &str) -> Result<String> {
-    let stub = namespace(env)?.get_by_name(&format!("dedup-{shard}"))?;
+    let stub = objects::namespace(env, BINDING)?.get_by_name(&format!("dedup-{shard}"))?;
     let answer: web_sys::Response = JsFuture::from(stub.fetch_with_str(url)?)
         .await?
         .unchecked_into();
@@ -147,14 +138,14 @@ pub fn revoke_url(sid: &[u8; 16], expires_ms: i64) -> String {
     )
 }
 
-fn field<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(url: &'a str, name: &str) -> Option<&'a str> {
     let query = url.split_once('?')?.1;
     query
         .split('&')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
-fn bytes16(text: &str) -> Option<[u8; 16]> {
+pub(crate) fn bytes16(text: &str) -> Option<[u8; 16]> {
     let mut bytes = [0u8; 16];
     hex::decode_to_slice(text, &mut bytes).ok()?;
     Some(bytes)
@@ -203,11 +194,17 @@ pub struct DedupShard {
     loaded: RefCell<bool>,
     asks: RefCell<u32>,
     load: Cell<Load>,
+    /// Its users' places in event queues.
+    entrants: RefCell<Book>,
+    /// Tries at the door of its accounts, and of the addresses it owns.
+    accounts: RefCell<Velocity<i64>>,
+    addresses: RefCell<Velocity<String>>,
+    env: Env,
 }
 
 /// Requests answered, in all and in the busiest second.
 #[derive(Debug, Clone, Copy, Default)]
-struct Load {
+pub(crate) struct Load {
     asks: u64,
     second: i64,
     in_second: u32,
@@ -215,7 +212,7 @@ struct Load {
 }
 
 impl Load {
-    fn count(mut self, now_ms: i64) -> Self {
+    pub(crate) fn count(mut self, now_ms: i64) -> Self {
         let second = now_ms.div_euclid(1000);
         if second != self.second {
             self.second = second;
@@ -228,7 +225,7 @@ impl Load {
     }
 
     /// As the `load` answer: `<asks> <peak per s>`.
-    fn text(self) -> String {
+    pub(crate) fn text(self) -> String {
         format!("{} {}", self.asks, self.peak_per_s)
     }
 }
@@ -243,6 +240,57 @@ pub fn parse_load(text: &str) -> Option<(u64, u32)> {
 }
 
 impl DedupShard {
+    /// An account at the door: its session, its tries, and its answer spent
+    /// once (the retry tokens' spent set: 16 random bytes never collide).
+    async fn door(&self, ask: &DoorAsk) -> Result<String> {
+        if self.shard.borrow().is_revoked(&ask.sid, ask.now_ms) {
+            return Ok("revoked".into());
+        }
+        let seen = {
+            let mut accounts = self.accounts.borrow_mut();
+            if self.prune_due() {
+                accounts.prune(ask.now_ms);
+            }
+            accounts.count(&ask.user_id, None, ask.now_ms)
+        };
+        if let Some(after_s) = seen.slow_down(ask.limit, ask.now_ms) {
+            return Ok(format!("slow {after_s}"));
+        }
+        let spent = match ask.spend {
+            Some((id, expires_ms)) => {
+                self.shard
+                    .borrow_mut()
+                    .retry_attempt(id, expires_ms, ask.now_ms)
+                    == Gate::Spent
+            }
+            None => false,
+        };
+        let word = if spent { "spent" } else { "ok" };
+        Ok(format!("{word} {}", seen.tries_per_min))
+    }
+
+    /// Counts an ask; true every 1,024th (time to forget what is old).
+    fn prune_due(&self) -> bool {
+        let mut asks = self.asks.borrow_mut();
+        *asks = asks.wrapping_add(1);
+        asks.is_multiple_of(1024)
+    }
+
+    /// An address at the door: its tries and the accounts behind it.
+    fn address(&self, ask: &AddressAsk) -> String {
+        let seen = {
+            let mut addresses = self.addresses.borrow_mut();
+            if self.prune_due() {
+                addresses.prune(ask.now_ms);
+            }
+            addresses.count(&ask.address, Some(ask.user_id), ask.now_ms)
+        };
+        match seen.slow_down(ask.limit, ask.now_ms) {
+            Some(after_s) => format!("slow {after_s}"),
+            None => format!("ok {} {}", seen.tries_per_min, seen.accounts_per_min),
+        }
+    }
+
     /// Reads the revoked sessions from storage on first use (the runtime holds
     /// other events back while storage is read).
     async fn load(&self) -> Result<()> {
@@ -310,13 +358,17 @@ impl DedupShard {
 )]
 impl DedupShard {
     #[wasm_bindgen(constructor)]
-    pub fn new(state: DurableObjectState, _env: Env) -> Self {
+    pub fn new(state: DurableObjectState, env: Env) -> Self {
         Self {
             state: State::from(state),
             shard: RefCell::new(Shard::default()),
             loaded: RefCell::new(false),
             asks: RefCell::new(0),
             load: Cell::new(Load::default()),
+            entrants: RefCell::new(Book::default()),
+            accounts: RefCell::new(Velocity::default()),
+            addresses: RefCell::new(Velocity::default()),
+            env,
         }
     }
 
@@ -368,6 +420,44 @@ impl DedupShard {
                 self.state.storage().put(&key, until).await?;
                 self.shard.borrow_mut().revoke(sid, until);
                 answer("ok")
+            }
+            "door" => match DoorAsk::parse(url) {
+                Some(ask) => answer(&self.door(&ask).await?),
+                None => refusal(400),
+            },
+            "address" => match AddressAsk::parse(url) {
+                Some(ask) => answer(&self.address(&ask)),
+                None => refusal(400),
+            },
+            "join" => {
+                let Some(ask) = JoinAsk::parse(url) else {
+                    return refusal(400);
+                };
+                if self.shard.borrow().is_revoked(&ask.sid, ask.now_ms) {
+                    return answer("revoked");
+                }
+                let joined = Book::join(&self.entrants, &self.state, &ask).await?;
+                answer(&joined)
+            }
+            "entrants" => {
+                let (Some(event_id), Some(opens_at_ms)) = (
+                    field(url, "e").and_then(|e| e.parse().ok()),
+                    field(url, "o").and_then(|o| o.parse().ok()),
+                ) else {
+                    return refusal(400);
+                };
+                let config = crate::config::load(&self.env)
+                    .map_err(|e| worker::Error::RustError(e.0.message))?;
+                let counts = Book::counts(
+                    &self.entrants,
+                    &self.state,
+                    &config,
+                    event_id,
+                    opens_at_ms,
+                    now_ms,
+                )
+                .await?;
+                answer(&counts)
             }
             _ => refusal(404),
         }

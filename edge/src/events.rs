@@ -7,12 +7,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use rushgate_core::api::{PurchaseUrl, header};
+use rushgate_core::challenge::ChallengeMode;
 use rushgate_core::{ErrorBody, ErrorCode, purchase};
 use time::OffsetDateTime;
 use worker::{Cache, Context, Delay, Env, Headers, Request, Response};
 
 use crate::clock;
 use crate::config::Config;
+use crate::door;
 use crate::error::{EdgeError, json};
 use crate::funnel::{self, Step};
 use crate::origin;
@@ -204,14 +206,15 @@ pub async fn purchase_url(
     env: &Env,
     config: &Rc<Config>,
     event_id: i64,
+    body: &[u8],
     now_ms: i64,
 ) -> Result<Response, EdgeError> {
     let now = clock::now();
     let user = session::user(req.headers(), &config.keys, now.unix_timestamp())?;
-    session::not_revoked(env, config, &user, now_ms).await?;
-    let view = snapshot::view(config, event_id, now_ms)
-        .await?
-        .ok_or_else(|| EdgeError::new(ErrorCode::NotFound, "no such event"))?;
+    let view = snapshot::public_view(config, event_id, now_ms).await?;
+    if view.admission.queue_window_s().is_some() {
+        return Err(ErrorCode::QueueRequired.into());
+    }
     let phase = snapshot::phase(&view, now);
     if let Err(code) = purchase::check_phase(phase) {
         let body = match code {
@@ -220,6 +223,12 @@ pub async fn purchase_url(
             code => ErrorBody::from(code),
         };
         return Err(EdgeError(body));
+    }
+    // The door checks the session with the try, in the user's shard; without
+    // a door it is asked on its own.
+    door::pass(req, env, config, &user, &view, body, now_ms).await?;
+    if view.challenge == ChallengeMode::Off {
+        session::not_revoked(env, config, &user, now_ms).await?;
     }
     let issued = purchase::issue(
         &config.keys,

@@ -6,11 +6,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use rushgate_core::api::{EDGE_REPORT_PATH, EdgeReport, header};
-use rushgate_core::attest;
+use rushgate_core::api::{EDGE_REPORT_PATH, EdgeReport};
 use rushgate_core::funnel::Buffer;
 pub use rushgate_core::funnel::Step;
-use worker::{Context, Headers, Method};
+use worker::Context;
 
 use crate::config::Config;
 use crate::origin;
@@ -73,15 +72,5 @@ pub fn maybe_report(ctx: &Context, config: &Rc<Config>, now_ms: i64) {
 }
 
 async fn send(config: &Config, report: &EdgeReport, now_ms: i64) -> bool {
-    let Ok(body) = serde_json::to_vec(report) else {
-        return false;
-    };
-    let admit = attest::sign(&config.keys, "POST", EDGE_REPORT_PATH, 0, now_ms / 1000);
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    let _ = headers.set(header::ADMIT, &admit);
-    match origin::send(config, Method::Post, EDGE_REPORT_PATH, headers, Some(body)).await {
-        Ok(response) => response.status_code() < 300,
-        Err(_) => false,
-    }
+    origin::report(config, EDGE_REPORT_PATH, report, now_ms).await
 }

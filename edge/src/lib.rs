@@ -3,7 +3,8 @@
 //! Static pages come from `static/` through wrangler's `[assets]`; everything else
 //! reaches [`fetch`]: server time and purchase URLs are answered here, event reads
 //! are cached here, `/buy` is filtered here so that the origin sees load that grows
-//! with the stock rather than with the crowd, and the rest passes through. All
+//! with the stock rather than with the crowd, queues are run here, and the rest
+//! passes through. All
 //! token, phase, admission and dedup logic is `rushgate-core`; this crate adds IO.
 
 mod buy;
@@ -11,15 +12,21 @@ mod clock;
 mod config;
 mod dedup_load;
 mod dedup_shard;
+mod door;
+mod entrants;
 mod error;
 mod events;
+mod frontier;
 mod funnel;
 mod inits;
+mod objects;
 mod origin;
+mod queue;
 mod session;
 mod snapshot;
 
 pub use dedup_shard::DedupShard;
+pub use frontier::QueueFrontier;
 
 use rushgate_core::ErrorCode;
 use rushgate_core::api::ServerTime;
@@ -89,8 +96,18 @@ async fn route(
             events::cached_read(&req, config, ctx, now_ms).await
         }
         (Method::Post, ["api", "events", id, "purchase-url"]) => {
-            drain(&mut req).await;
-            events::purchase_url(&req, env, config, event_id(id)?, now_ms).await
+            let body = req.bytes().await.unwrap_or_default();
+            events::purchase_url(&req, env, config, event_id(id)?, &body, now_ms).await
+        }
+        (Method::Get, ["api", "events", id, "challenge"]) => {
+            door::challenge(&req, env, config, event_id(id)?, now_ms).await
+        }
+        (Method::Post, ["api", "events", id, "queue"]) => {
+            let body = req.bytes().await.unwrap_or_default();
+            queue::join(&req, env, config, event_id(id)?, &body, now_ms).await
+        }
+        (Method::Get, ["api", "events", id, "queue"]) => {
+            queue::status(&req, env, config, event_id(id)?, now_ms).await
         }
         (Method::Get, ["api", "edge", "dedup-load"]) => {
             dedup_load::report(&req, env, config, now_ms).await

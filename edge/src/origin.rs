@@ -86,6 +86,34 @@ fn js_sys_bytes(bytes: &[u8]) -> wasm_bindgen::JsValue {
     worker::js_sys::Uint8Array::from(bytes).into()
 }
 
+/// Headers of the edge's own call `method path` to the origin: JSON, with an
+/// admission token for the path and user 0 (`core::attest`).
+pub fn attested(config: &Config, method: &str, path: &str, now_ms: i64) -> Headers {
+    let admit = rushgate_core::attest::sign(&config.keys, method, path, 0, now_ms.div_euclid(1000));
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set(rushgate_core::api::header::ADMIT, &admit);
+    headers
+}
+
+/// POSTs one of the edge's own reports to `path`, attested; whether the origin
+/// took it.
+pub async fn report(
+    config: &Config,
+    path: &str,
+    report: &impl serde::Serialize,
+    now_ms: i64,
+) -> bool {
+    let Ok(body) = serde_json::to_vec(report) else {
+        return false;
+    };
+    let headers = attested(config, "POST", path, now_ms);
+    match send(config, Method::Post, path, headers, Some(body)).await {
+        Ok(response) => response.status_code() < 300,
+        Err(_) => false,
+    }
+}
+
 /// Forwards the request unchanged (method, path and query, the headers that
 /// matter, body) and relays the answer.
 pub async fn pass_through(config: &Config, mut req: Request) -> Result<Response, EdgeError> {

@@ -12,7 +12,8 @@ use std::rc::Rc;
 
 use rushgate_core::admission;
 use rushgate_core::api::EventView;
-use rushgate_core::{Phase, Schedule};
+use rushgate_core::velocity::Rate;
+use rushgate_core::{ErrorCode, Phase, Schedule};
 
 use crate::config::Config;
 use crate::error::EdgeError;
@@ -23,15 +24,12 @@ use crate::origin;
 /// when unpaid orders expire).
 const SOLD_OUT_HOLD_MS: i64 = 5_000;
 
-/// Window of the arrival-rate estimate, ms.
-const RATE_WINDOW_MS: i64 = 1_000;
-
 struct Entry {
     view: Option<Rc<EventView>>,
     fetched_ms: i64,
-    window_start_ms: i64,
-    arrivals_in_window: u32,
-    arrivals_per_s: f64,
+    /// Purchase attempts, and asks at the door (challenges, joins, URLs).
+    buys: Rate,
+    door: Rate,
 }
 
 /// A tier's traffic to the origin, as this isolate sees it.
@@ -83,9 +81,8 @@ pub async fn view(
                 let entry = events.entry(event_id).or_insert_with(|| Entry {
                     view: None,
                     fetched_ms: 0,
-                    window_start_ms: now_ms,
-                    arrivals_in_window: 0,
-                    arrivals_per_s: 0.0,
+                    buys: Rate::new(now_ms),
+                    door: Rate::new(now_ms),
                 });
                 entry.view = view.clone();
                 // The view was read at the origin after this request began.
@@ -99,6 +96,17 @@ pub async fn view(
             None => Err(e),
         },
     }
+}
+
+/// The public view of `event_id`, or 404 `not_found`.
+pub async fn public_view(
+    config: &Rc<Config>,
+    event_id: i64,
+    now_ms: i64,
+) -> Result<Rc<EventView>, EdgeError> {
+    view(config, event_id, now_ms)
+        .await?
+        .ok_or_else(|| EdgeError::new(rushgate_core::ErrorCode::NotFound, "no such event"))
 }
 
 async fn fetch(config: &Config, path: &str) -> Result<Option<Rc<EventView>>, EdgeError> {
@@ -123,6 +131,15 @@ pub fn phase(view: &EventView, now: time::OffsetDateTime) -> Phase {
         closes_at: view.closes_at,
     }
     .phase(now, remaining)
+}
+
+/// Refuses a queue join or a challenge unless the sale's door is open at
+/// `now` (`core::queue::check_door_phase`).
+pub fn door_phase(view: &EventView, now: time::OffsetDateTime) -> Result<(), EdgeError> {
+    rushgate_core::queue::check_door_phase(phase(view, now)).map_err(|code| match code {
+        ErrorCode::NotFound => EdgeError::new(code, "no such event"),
+        code => code.into(),
+    })
 }
 
 /// Whether the tier is known to be sold out: the snapshot says nothing remains,
@@ -193,21 +210,17 @@ pub fn take_in_flight(view: &EventView, tier_id: i64, quantity: i64) -> Option<I
 /// Counts a purchase attempt; returns the recent arrival rate per second.
 pub fn arrival(event_id: i64, now_ms: i64) -> f64 {
     EVENTS.with(|e| {
-        let mut events = e.borrow_mut();
-        let Some(entry) = events.get_mut(&event_id) else {
-            return 0.0;
-        };
-        let elapsed = now_ms - entry.window_start_ms;
-        if elapsed >= RATE_WINDOW_MS {
-            let rate = f64::from(entry.arrivals_in_window) * 1000.0 / elapsed as f64;
-            // Smooth over windows so one quiet second does not open the floodgates.
-            entry.arrivals_per_s = 0.5 * entry.arrivals_per_s + 0.5 * rate;
-            entry.window_start_ms = now_ms;
-            entry.arrivals_in_window = 0;
-        }
-        entry.arrivals_in_window += 1;
-        entry
-            .arrivals_per_s
-            .max(f64::from(entry.arrivals_in_window))
+        e.borrow_mut()
+            .get_mut(&event_id)
+            .map_or(0.0, |entry| entry.buys.count(now_ms))
+    })
+}
+
+/// Counts an ask at the event's door; returns the recent rate per second.
+pub fn door_arrival(event_id: i64, now_ms: i64) -> f64 {
+    EVENTS.with(|e| {
+        e.borrow_mut()
+            .get_mut(&event_id)
+            .map_or(0.0, |entry| entry.door.count(now_ms))
     })
 }

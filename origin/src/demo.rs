@@ -75,6 +75,7 @@ pub async fn seed(
                 dedup_window_s: None,
                 admission: None,
                 buckets: None,
+                challenge: None,
                 tiers: vec![
                     TierInput {
                         name: "Standing".into(),

@@ -18,6 +18,7 @@ pub mod health;
 pub mod openapi;
 pub mod orders;
 pub mod overload;
+pub mod queue;
 pub mod sale;
 pub mod store;
 pub mod telemetry;

@@ -156,6 +156,8 @@ test("an admin approves an operator's event, a customer cannot, and the dashboar
   const operatorToken = await login(stack.origin, stack.operator);
   const events = await call(stack.origin, "GET", "/api/admin/events", operatorToken);
   const event = events.body.events.find((e) => e.name === "Console launch");
+  assert.equal(event.challenge, "auto", "the form's door setting defaults to auto");
+  assert.deepEqual(event.admission, { rounds: [1] });
 
   // A customer can neither open the console nor approve through the API.
   const buyer = await customer(stack.origin);
@@ -224,4 +226,134 @@ test("pages revalidate, versioned assets are cached for good", async () => {
   const script = await fetch(`${stack.edge}${asset}`);
   assert.equal(script.status, 200);
   assert.match(script.headers.get("cache-control") || "", /immutable/);
+});
+
+test("a customer joins a sale's queue, the page shows their place and odds, and the draw verifies in the browser", { timeout: 150_000 }, async () => {
+  const event = await sale(stack, {
+    name: "Queued concert", per_user_limit: 1, opens_at: iso(12_000), closes_at: iso(40_000),
+    admission: { mode: "queue", window_s: 60 }, tiers: [{ name: "Seat", price_cents: 6000, stock: 3 }],
+  });
+  assert.ok(event.draw && /^[0-9a-f]{64}$/.test(event.draw.commitment), "a queue shows its commitment");
+  // Others join before the opening, through the API: the pre-queue has a crowd.
+  const others = await Promise.all(Array.from({ length: 12 }, () => customer(stack.origin)));
+  for (const other of others) {
+    const joined = await call(stack.edge, "POST", `/api/events/${event.id}/queue`, other.token, {});
+    assert.equal(joined.status, 200, JSON.stringify(joined.body));
+    assert.equal(joined.body.state, "pre_queue");
+  }
+
+  const me = await customer(stack.origin);
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await loginThroughPage(page, me, `/event?id=${event.id}`);
+  await page.getByRole("button", { name: "Join the queue" }).click();
+  await page.getByText("In the pre-queue", { exact: true }).waitFor();
+  assert.ok(await page.locator("main button.big").last().isDisabled(), "no buying before your turn");
+  assert.match(await page.locator("#queue").textContent(), /Verify the draw/);
+  await shot(page, "20-queue-pre-queue");
+
+  // After the opening the page shows the place the draw gave, as the API does.
+  await page.locator("#queue-place").waitFor({ timeout: 40_000 });
+  const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+  const status = await call(stack.edge, "GET", `/api/events/${event.id}/queue`, null, undefined, { cookie });
+  assert.equal(status.status, 200, JSON.stringify(status.body));
+  assert.ok(status.body.place >= 1 && status.body.place <= 13, JSON.stringify(status.body));
+  assert.equal(await page.locator("#queue-place").textContent(), `#${status.body.place}`);
+  assert.ok(await page.locator('#queue [role="progressbar"]').isVisible());
+  // Six are admitted first (twice the stock) and nobody buys: the first six
+  // may buy, the others wait with their odds shown.
+  if (status.body.state === "waiting") {
+    assert.match(await page.locator("#queue-chance").textContent(), /(About \d+ in \d+ of the people ahead of you|Nearly everyone ahead of you who wants a ticket) will get/);
+    assert.ok(await page.locator("main button.big").last().isDisabled());
+  } else {
+    assert.equal(status.body.state, "admitted", JSON.stringify(status.body));
+    await page.getByText("It's your turn", { exact: true }).waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll("main button.big")].pop().textContent === "Buy");
+  }
+  await shot(page, `21-queue-${status.body.state}`);
+
+  // After the close, the verify page checks the draw in the browser.
+  for (let until = Date.now() + 60_000; ;) {
+    const record = await call(stack.edge, "GET", `/api/events/${event.id}/draw`);
+    if (record.status === 200) break;
+    assert.ok(Date.now() < until, "the draw was never published");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  await page.goto(`${stack.edge}/draw?id=${event.id}`);
+  await page.getByText("The draw verifies").waitFor();
+  const checks = await page.locator("#checks").textContent();
+  assert.match(checks, /matches the commitment/);
+  assert.match(checks, /13 pre-queue entrants/);
+  await page.locator("#mine li").waitFor();
+  assert.match(await page.locator("#mine").textContent(), /drew place \d+ of 13/);
+  await shot(page, "22-draw-verified");
+  await context.close();
+
+  // The console shows the queue, and links the record.
+  const adminContext = await browser.newContext();
+  const admin = await adminContext.newPage();
+  await loginThroughPage(admin, stack.admin, "/admin");
+  await admin.locator("#events tr", { hasText: "Queued concert" }).getByRole("link", { name: "Dashboard" }).click();
+  await admin.waitForFunction(() => document.querySelector('[data-queue="pre_queue"] .big')?.textContent === "13", null, { timeout: 30_000 });
+  assert.match(await admin.locator('[data-queue="frontier"]').textContent(), /pre-queue/);
+  await admin.locator('[data-queue="draw"]').waitFor();
+  await shot(admin, "23-dashboard-queue");
+  await adminContext.close();
+});
+
+test("a sale behind the door: the page solves the challenge in a Web Worker and joins the queue", { timeout: 90_000 }, async () => {
+  const event = await sale(stack, {
+    name: "Guarded concert", per_user_limit: 1, opens_at: iso(600_000), closes_at: iso(1_200_000),
+    admission: { mode: "queue" }, challenge: "always", tiers: [{ name: "Seat", price_cents: 6000, stock: 3 }],
+  });
+  assert.equal(event.challenge, "always");
+  const me = await customer(stack.origin);
+  // Without an answer the door refuses.
+  const bare = await call(stack.edge, "POST", `/api/events/${event.id}/queue`, me.token, {});
+  assert.equal(bare.status, 403);
+  assert.equal(bare.body.error, "challenge_required");
+
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await loginThroughPage(page, me, `/event?id=${event.id}`);
+  const asked = page.waitForRequest((r) => r.url().includes(`/api/events/${event.id}/challenge`));
+  const solved = page.waitForRequest((r) => r.url().endsWith(`/api/events/${event.id}/queue`) && r.method() === "POST"
+    && (r.postData() || "").includes("nonce"));
+  await page.getByRole("button", { name: "Join the queue" }).click();
+  await asked;
+  const answer = JSON.parse((await solved).postData());
+  assert.match(answer.nonce, /^(0|[1-9][0-9]*)$/);
+  await page.getByText("In the pre-queue", { exact: true }).waitFor();
+  await shot(page, "24-door-joined");
+  await context.close();
+});
+
+test("the console's form makes a queue sale behind the door, and editing it keeps both", { timeout: 90_000 }, async () => {
+  const operator = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  await loginThroughPage(operator, stack.operator, "/admin");
+  await operator.click("text=New event");
+  await operator.fill("#f-name", "Console queue");
+  await operator.fill("#f-admission", "queue 60");
+  await operator.selectOption("#f-challenge", "always");
+  await operator.locator(".t-stock").first().fill("5");
+  await operator.click("#event-form button[type=submit]");
+  const row = operator.locator("#events tr", { hasText: "Console queue" });
+  await row.waitFor();
+  const token = await login(stack.origin, stack.operator);
+  const find = async () => (await call(stack.origin, "GET", "/api/admin/events", token)).body.events
+    .find((e) => e.name === "Console queue");
+  const created = await find();
+  assert.deepEqual(created.admission, { mode: "queue", window_s: 60 });
+  assert.equal(created.challenge, "always");
+
+  // Saved again from the edit form without a change: still a queue behind the door.
+  await row.getByRole("link", { name: "Edit" }).click();
+  assert.equal(await operator.inputValue("#f-admission"), "queue 60");
+  assert.equal(await operator.inputValue("#f-challenge"), "always");
+  await operator.click("#event-form button[type=submit]");
+  // The list comes back once the save is answered.
+  await operator.locator("#events tr", { hasText: "Console queue" }).waitFor();
+  const saved = await find();
+  assert.deepEqual(saved.admission, { mode: "queue", window_s: 60 });
+  assert.equal(saved.challenge, "always");
 });

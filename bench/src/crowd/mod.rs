@@ -18,8 +18,8 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rushgate_client::Client;
-use rushgate_core::api::DedupLoad;
-use rushgate_core::event::{AdmissionInput, AutoMode, EventInput, TierInput};
+use rushgate_core::api::{DedupLoad, ShardLoad};
+use rushgate_core::event::{AdmissionInput, EventInput, ModeInput, TierInput};
 use rushgate_core::{Keyring, Role};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::provision::{Access, bench_users, session};
-use crate::stats::{self, EndpointReport, Recorder};
+use crate::stats::{self, Endpoint, EndpointReport, Recorder};
 use user::Ending;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,6 +143,10 @@ pub struct Shared {
     pub max_duration: Duration,
     held: Mutex<HashSet<Uuid>>,
     sold_out_answers: AtomicU64,
+    /// The sale admits through its queue.
+    pub queue: bool,
+    /// When a buyer was first told the sale is sold out.
+    first_sold_out: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -154,6 +158,9 @@ impl Shared {
 
     fn told_sold_out(&self) {
         self.sold_out_answers.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_sold_out.lock() {
+            first.get_or_insert_with(Instant::now);
+        }
     }
 }
 
@@ -176,6 +183,12 @@ pub struct Report {
     pub origin_buy_per_unit: f64,
     /// Buyers done per second of the run.
     pub buyers_per_s: f64,
+    /// Seconds from the opening until a buyer was first told "sold out".
+    pub sold_out_after_s: Option<f64>,
+    /// In a queue sale: queue requests (joins and polls) per buyer, and the
+    /// event's frontier object's load (asks, busiest second).
+    pub queue_requests_per_buyer: Option<f64>,
+    pub frontier: Option<ShardLoad>,
     /// Through the edge: the load on its dedup Durable Objects (those asked at
     /// all), since they started.
     pub dedup: Option<DedupSummary>,
@@ -215,20 +228,25 @@ impl DedupSummary {
 }
 
 fn admission(spec: &str) -> anyhow::Result<AdmissionInput> {
-    if spec == "auto" {
+    let mode = match spec {
+        "auto" => Some(ModeInput::Auto),
+        "queue" => Some(ModeInput::Queue),
+        _ => None,
+    };
+    if mode.is_some() {
         return Ok(AdmissionInput {
-            rounds: None,
-            mode: Some(AutoMode::Auto),
+            mode,
+            ..AdmissionInput::default()
         });
     }
     let rounds: Vec<f64> = spec
         .split(',')
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
-        .context("--admission: comma-separated probabilities or `auto`")?;
+        .context("--admission: comma-separated probabilities, `auto` or `queue`")?;
     Ok(AdmissionInput {
         rounds: Some(rounds),
-        mode: None,
+        ..AdmissionInput::default()
     })
 }
 
@@ -259,6 +277,8 @@ pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow:
         dedup_window_s: Some(i64::from(args.dedup_window_s)),
         admission: Some(admission(&args.admission)?),
         buckets: args.buckets.map(i64::from),
+        // The crowd does not solve challenges (yet): the door stays open.
+        challenge: Some(rushgate_core::challenge::ChallengeMode::Off),
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 2500,
@@ -317,6 +337,8 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         max_duration: Duration::from_secs(args.max_seconds),
         held: Mutex::new(HashSet::new()),
         sold_out_answers: AtomicU64::new(0),
+        queue: args.admission == "queue",
+        first_sold_out: Mutex::new(None),
     });
     let buys_before = origin_buys(&origin).await?;
 
@@ -368,22 +390,37 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
     let told_sold_out = shared.sold_out_answers.load(Ordering::Relaxed) > 0;
     let check = invariants::check(&sale, &db, &held, told_sold_out, args.per_user_limit).await?;
     let origin_buy_requests = origin_buys(&origin).await?.saturating_sub(buys_before);
-    let dedup = match &shared.origin {
+    let load = match &shared.origin {
         Some(_) => {
             let edge = shared.client.as_user(sale.admin_token.clone());
-            let load = edge.dedup_load().await.context("the edge's dedup load")?;
-            Some(DedupSummary::of(&load))
+            let load = edge
+                .dedup_load_with(shared.queue.then_some(sale.event_id))
+                .await
+                .context("the edge's dedup load")?;
+            Some(load)
         }
         None => None,
     };
+    let dedup = load.as_ref().map(DedupSummary::of);
+    let frontier = load.and_then(|l| l.frontier);
     let count = |e: Ending| endings.iter().filter(|x| **x == e).count() as u64;
+    let endpoints = shared.recorder.report(elapsed);
+    let queue_requests = endpoints
+        .iter()
+        .find(|e| e.endpoint == Endpoint::Queue)
+        .map_or(0, |e| e.requests);
+    let first_sold_out = shared.first_sold_out.lock().ok().and_then(|f| *f);
+    let sold_out_after_s = first_sold_out.map(|first| {
+        let since_opening = (OffsetDateTime::now_utc() - sale.opens_at).as_seconds_f64();
+        since_opening - first.elapsed().as_secs_f64()
+    });
     Ok(Report {
         event_id: sale.event_id,
         users: total as u32,
         bots: bots as u32,
         stock: args.stock,
         seconds: elapsed.as_secs_f64(),
-        endpoints: shared.recorder.report(elapsed),
+        endpoints,
         paid: count(Ending::Paid),
         held_unpaid: count(Ending::Held),
         sold_out: count(Ending::SoldOut) + count(Ending::LimitReached),
@@ -393,6 +430,11 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         origin_buy_requests,
         origin_buy_per_unit: origin_buy_requests as f64 / check.units_sold.max(1) as f64,
         buyers_per_s: total as f64 / elapsed.as_secs_f64().max(0.001),
+        sold_out_after_s,
+        queue_requests_per_buyer: shared
+            .queue
+            .then(|| queue_requests as f64 / total.max(1) as f64),
+        frontier,
         dedup,
         violations: check.violations,
     })
@@ -406,6 +448,18 @@ pub fn render(report: &Report) -> String {
         report.users, report.bots, report.stock, report.seconds, report.paid, report.held_unpaid, report.sold_out, report.gave_up
     ));
     out.push_str(&format!("buyers per second {:.0}\n", report.buyers_per_s));
+    if let Some(s) = report.sold_out_after_s {
+        out.push_str(&format!("sold out {s:.1} s after the opening\n"));
+    }
+    if let Some(per_buyer) = report.queue_requests_per_buyer {
+        out.push_str(&format!("queue requests per buyer {per_buyer:.2}\n"));
+    }
+    if let Some(f) = &report.frontier {
+        out.push_str(&format!(
+            "queue frontier object: {} asks, peak {}/s\n",
+            f.asks, f.peak_per_s
+        ));
+    }
     if let Some(d) = &report.dedup {
         out.push_str(&format!(
             "dedup Durable Objects: {} asked, {} asks; busiest {} asks ({:.2}× the mean), peak {}/s\n",
@@ -433,7 +487,6 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rushgate_core::api::ShardLoad;
 
     #[test]
     fn the_summary_counts_only_objects_that_were_asked() {
@@ -444,6 +497,7 @@ mod tests {
         };
         let load = DedupLoad {
             shards: vec![shard(0, 30, 12), shard(1, 0, 0), shard(2, 10, 4)],
+            frontier: None,
         };
         let summary = DedupSummary::of(&load);
         assert_eq!((summary.objects, summary.asks), (2, 40));

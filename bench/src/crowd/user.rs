@@ -1,6 +1,7 @@
 //! One simulated buyer, following what the event page does: calibrate the clock
 //! on `/api/time`, look at the event, wait for the opening, ask for a purchase
-//! URL, buy — honouring `retry_after_s` and retry tokens — poll the order, and pay
+//! URL (in a queue sale: join the queue and poll it until admitted), buy —
+//! honouring `retry_after_s` and retry tokens — poll the order, and pay
 //! with some probability. And one bot, behaving like the ticket-grabbing scripts
 //! in the wild: hammering `/buy` every few milliseconds, replaying someone else's
 //! URL, going straight to the origin.
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use rushgate_client::{Bought, Client, Error};
 use rushgate_core::ErrorCode;
 use rushgate_core::api::OrderStatus;
+use rushgate_core::queue::wire::QueueState;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -90,14 +92,21 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
         client.view_event(sale.event_id, &visitor),
     )
     .await;
-    // People do not all click in the same millisecond.
-    let jitter = time::Duration::milliseconds(rand::random_range(0..250));
-    until_server_time(sale.opens_at + jitter, offset).await;
-
-    let deadline = Instant::now() + shared.max_duration;
-    let Some(url) = purchase_url(shared, sale, &client, deadline).await else {
+    let url = if shared.queue {
+        // In line as soon as they arrive; the queue says when to buy.
+        let deadline = Instant::now() + shared.max_duration;
+        queue_turn(shared, sale, &client, deadline).await
+    } else {
+        // People do not all click in the same millisecond.
+        let jitter = time::Duration::milliseconds(rand::random_range(0..250));
+        until_server_time(sale.opens_at + jitter, offset).await;
+        let deadline = Instant::now() + shared.max_duration;
+        purchase_url(shared, sale, &client, deadline).await
+    };
+    let Some(url) = url else {
         return Ending::SoldOut;
     };
+    let deadline = Instant::now() + shared.max_duration;
 
     let mut retry_token: Option<String> = None;
     // A 503 or no answer may come after the units were held (e.g. Redis's
@@ -185,6 +194,65 @@ async fn purchase_url(
         }
         if Instant::now() > deadline {
             return None;
+        }
+    }
+}
+
+/// Joins the sale's queue and polls as the page does (`poll_after_s`, plus up
+/// to a quarter); the purchase URL once admitted, `None` once sold out or closed.
+async fn queue_turn(
+    shared: &Shared,
+    sale: &Sale,
+    client: &Client,
+    deadline: Instant,
+) -> Option<String> {
+    let mut status = loop {
+        let join = call(
+            shared,
+            Endpoint::Queue,
+            ok200,
+            client.join_queue(sale.event_id),
+        )
+        .await;
+        match join {
+            Ok(status) => break status,
+            Err(e) if e.code() == Some(ErrorCode::SoldOut) => {
+                shared.told_sold_out();
+                return None;
+            }
+            Err(e) if e.status().is_none_or(|s| s.as_u16() == 503) => {
+                tokio::time::sleep(retry_after(&e)).await;
+            }
+            Err(_) => return None,
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+    };
+    let pass = status.pass.clone()?;
+    loop {
+        match status.state {
+            QueueState::Admitted => return status.purchase_url,
+            QueueState::SoldOut | QueueState::Closed => {
+                shared.told_sold_out();
+                return None;
+            }
+            QueueState::PreQueue | QueueState::Waiting => {}
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        let wait = status.poll_after_s.clamp(1, 30) as f64 * (1.0 + rand::random::<f64>() * 0.25);
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        let poll = call(
+            shared,
+            Endpoint::Queue,
+            ok200,
+            client.queue_status(sale.event_id, &pass),
+        )
+        .await;
+        if let Ok(next) = poll {
+            status = next;
         }
     }
 }

@@ -159,6 +159,9 @@ async fn approve(
         drop(tx);
         return Err(current_status_error(&state, id, EventStatus::Approved).await);
     }
+    if event.admission.queue_window_s().is_some() {
+        repo::fix_draw_seed(&mut *tx, id, &rand::random()).await?;
+    }
     stock::init(&state.redis, &state.replicas, &event).await?;
     tx.commit().await?;
     changed(&state, id, EventStatus::Approved).await

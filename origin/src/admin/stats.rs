@@ -41,19 +41,23 @@ async fn stats(
 /// PostgreSQL is read count once, as rows.
 pub async fn event_stats(state: &AppState, event: &EventRecord) -> ApiResult<EventStats> {
     let mut buckets = per_bucket(&state.redis, event).await?;
+    // One snapshot for the rows and for which queued records are rows: a row
+    // written between two reads would otherwise count in neither.
+    let mut tx = crate::store::db::snapshot(&state.db).await?;
     let rows: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT tier_id, status, COALESCE(SUM(quantity), 0)::bigint FROM orders \
          WHERE event_id = $1 GROUP BY tier_id, status",
     )
     .bind(event.id)
-    .fetch_all(&state.db)
+    .fetch_all(&mut *tx)
     .await?;
     let mut by_status: HashMap<(i64, &str), i64> = HashMap::new();
     for (tier, status, units) in &rows {
         by_status.insert((*tier, status.as_str()), *units);
     }
     let ids: Vec<uuid::Uuid> = buckets.queued_records.iter().map(|r| r.id).collect();
-    let written = crate::orders::repo::existing(&state.db, &ids).await?;
+    let written = crate::orders::repo::existing(&mut *tx, &ids).await?;
+    tx.commit().await?;
     for r in &buckets.queued_records {
         if !written.contains(&r.id) {
             *buckets.queued.entry(r.tier_id).or_insert(0) += i64::from(r.quantity);
@@ -94,6 +98,10 @@ pub async fn event_stats(state: &AppState, event: &EventRecord) -> ApiResult<Eve
         page_views,
         unique_visitors,
         ledger: ledger.and_then(|json| serde_json::from_str(&json).ok()),
+        queue: match event.admission.queue_window_s() {
+            Some(_) => Some(crate::queue::stats(state, event).await?),
+            None => None,
+        },
     })
 }
 

@@ -78,7 +78,7 @@ async fn detail(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Eve
     Ok(Json(view::full(&event, now, &remaining)))
 }
 
-#[utoipa::path(post, path = "/api/events/{id}/purchase-url", tag = "events", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "a purchase URL for this user, once the sale is open", body = PurchaseUrl), (status = 403, description = "`not_open`, with `opens_at`", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`sold_out`", body = ErrorBody), (status = 410, description = "`closed`", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
+#[utoipa::path(post, path = "/api/events/{id}/purchase-url", tag = "events", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "a purchase URL for this user, once the sale is open", body = PurchaseUrl), (status = 403, description = "`not_open`, with `opens_at`", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`sold_out`; `queue_required` where the sale admits through its queue", body = ErrorBody), (status = 410, description = "`closed`", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
 async fn purchase_url(
     State(state): State<AppState>,
     user: AuthUser,
@@ -86,6 +86,9 @@ async fn purchase_url(
 ) -> ApiResult<Json<PurchaseUrl>> {
     let now = OffsetDateTime::now_utc();
     let event = public_event(&state, id, now).await?;
+    if event.admission.queue_window_s().is_some() {
+        return Err(ErrorCode::QueueRequired.into());
+    }
     let remaining = stock::remaining(&state.redis, &[&event]).await?;
     let phase = event.phase(now, stock::total(&event, &remaining));
     purchase::check_phase(phase).map_err(|code| match code {

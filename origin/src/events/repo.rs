@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 
 use rushgate_core::api::EventStatus;
+use rushgate_core::challenge::ChallengeMode;
+use rushgate_core::draw::Seed;
 use rushgate_core::event::{Admission, EventSpec};
 use rushgate_core::{Phase, Schedule};
 use sqlx::types::Json;
@@ -24,9 +26,12 @@ pub struct EventRecord {
     pub dedup_window_s: u32,
     pub admission: Admission,
     pub buckets: u32,
+    pub challenge: ChallengeMode,
     pub status: EventStatus,
     pub review_note: Option<String>,
     pub tiers: Vec<TierRecord>,
+    /// A queue's secret draw seed, fixed at approval.
+    pub draw_seed: Option<Seed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -79,8 +84,10 @@ struct EventRow {
     dedup_window_s: i32,
     admission: Json<Admission>,
     buckets: i32,
+    challenge: Json<ChallengeMode>,
     status: String,
     review_note: Option<String>,
+    draw_seed: Option<Vec<u8>>,
 }
 
 impl EventRow {
@@ -102,16 +109,20 @@ impl EventRow {
             dedup_window_s: self.dedup_window_s as u32,
             admission: self.admission.0,
             buckets: self.buckets as u32,
+            challenge: self.challenge.0,
             status: EventStatus::parse(&self.status).unwrap_or(EventStatus::Draft),
             review_note: self.review_note,
             tiers,
+            draw_seed: self
+                .draw_seed
+                .and_then(|s| Seed::try_from(s.as_slice()).ok()),
         }
     }
 }
 
 const EVENT_COLUMNS: &str = "id, owner_id, name, venue, description, visible_at, opens_at, \
      closes_at, per_user_limit, per_order_limit, payment_window_s, dedup_window_s, admission, \
-     buckets, status, review_note";
+     buckets, challenge, status, review_note, draw_seed";
 
 async fn with_tiers(pool: &PgPool, rows: Vec<EventRow>) -> sqlx::Result<Vec<EventRecord>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -177,7 +188,8 @@ pub async fn insert(pool: &PgPool, owner_id: i64, spec: &EventSpec) -> sqlx::Res
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO events (owner_id, name, venue, description, visible_at, opens_at, \
          closes_at, per_user_limit, per_order_limit, payment_window_s, dedup_window_s, \
-         admission, buckets) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id",
+         admission, buckets, challenge) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
+         RETURNING id",
     )
     .bind(owner_id)
     .bind(&spec.name)
@@ -192,6 +204,7 @@ pub async fn insert(pool: &PgPool, owner_id: i64, spec: &EventSpec) -> sqlx::Res
     .bind(spec.dedup_window_s as i32)
     .bind(Json(&spec.admission))
     .bind(spec.buckets as i32)
+    .bind(Json(spec.challenge))
     .fetch_one(&mut *tx)
     .await?;
     insert_tiers(&mut *tx, id, spec).await?;
@@ -228,7 +241,8 @@ pub async fn update(pool: &PgPool, id: i64, spec: &EventSpec) -> sqlx::Result<bo
     let updated = sqlx::query(
         "UPDATE events SET name=$2, venue=$3, description=$4, visible_at=$5, opens_at=$6, \
          closes_at=$7, per_user_limit=$8, per_order_limit=$9, payment_window_s=$10, \
-         dedup_window_s=$11, admission=$12, buckets=$13, status='draft', review_note=NULL, \
+         dedup_window_s=$11, admission=$12, buckets=$13, challenge=$14, status='draft', \
+         review_note=NULL, \
          updated_at=now() WHERE id=$1 AND status IN ('draft', 'rejected')",
     )
     .bind(id)
@@ -244,6 +258,7 @@ pub async fn update(pool: &PgPool, id: i64, spec: &EventSpec) -> sqlx::Result<bo
     .bind(spec.dedup_window_s as i32)
     .bind(Json(&spec.admission))
     .bind(spec.buckets as i32)
+    .bind(Json(spec.challenge))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -280,4 +295,14 @@ pub async fn transition(
     .await?
     .rows_affected();
     Ok(done == 1)
+}
+
+/// Fixes the draw seed of a queue event, once (inside the approval).
+pub async fn fix_draw_seed(db: impl PgExecutor<'_>, id: i64, seed: &Seed) -> sqlx::Result<()> {
+    sqlx::query("UPDATE events SET draw_seed = $2 WHERE id = $1 AND draw_seed IS NULL")
+        .bind(id)
+        .bind(seed.as_slice())
+        .execute(db)
+        .await?;
+    Ok(())
 }

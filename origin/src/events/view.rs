@@ -1,7 +1,8 @@
 //! Turning stored events into API views, with the phase and remaining stock as of
 //! `now`.
 
-use rushgate_core::api::{EventSummary, EventView, TierView};
+use rushgate_core::api::{DrawCommitment, EventSummary, EventView, TierView};
+use rushgate_core::draw;
 use time::OffsetDateTime;
 
 use super::repo::EventRecord;
@@ -36,11 +37,15 @@ pub fn full(event: &EventRecord, now: OffsetDateTime, remaining: &Remaining) -> 
         dedup_window_s: event.dedup_window_s,
         admission: event.admission.clone(),
         buckets: event.buckets,
+        challenge: event.challenge,
         status: event.status,
         phase: event.phase(now, stock::total(event, remaining)),
         server_time: now,
         tiers: tiers(event, remaining),
         review_note: event.review_note.clone(),
+        draw: event.draw_seed.as_ref().map(|seed| DrawCommitment {
+            commitment: draw::commitment(seed),
+        }),
     }
 }
 

@@ -159,7 +159,10 @@ pub struct HeldUnits {
     pub units: i64,
 }
 
-pub async fn held_units(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<HeldUnits>> {
+pub async fn held_units(
+    db: impl sqlx::PgExecutor<'_>,
+    event_id: i64,
+) -> sqlx::Result<Vec<HeldUnits>> {
     sqlx::query_as(
         "SELECT o.tier_id, o.bucket, o.user_id, SUM(o.quantity)::BIGINT AS units \
          FROM orders o LEFT JOIN release_outbox r ON r.order_id = o.id \
@@ -169,18 +172,18 @@ pub async fn held_units(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<HeldUn
          GROUP BY o.tier_id, o.bucket, o.user_id",
     )
     .bind(event_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
 /// Which of `ids` already have an order row.
-pub async fn existing(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+pub async fn existing(db: impl sqlx::PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     sqlx::query_scalar("SELECT id FROM orders WHERE id = ANY($1)")
         .bind(ids)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await
 }
 
@@ -194,7 +197,10 @@ pub struct WaitingRelease {
 }
 
 /// An event's closed orders whose release is still in the outbox.
-pub async fn waiting_releases(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<WaitingRelease>> {
+pub async fn waiting_releases(
+    db: impl sqlx::PgExecutor<'_>,
+    event_id: i64,
+) -> sqlx::Result<Vec<WaitingRelease>> {
     sqlx::query_as(
         "SELECT o.id, o.tier_id, o.bucket, o.quantity \
          FROM orders o JOIN release_outbox r ON r.order_id = o.id \
@@ -202,6 +208,6 @@ pub async fn waiting_releases(pool: &PgPool, event_id: i64) -> sqlx::Result<Vec<
            AND o.status NOT IN ('awaiting_payment', 'paid')",
     )
     .bind(event_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }

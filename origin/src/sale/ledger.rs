@@ -175,12 +175,14 @@ impl Ledger {
             queued.extend(bucket.queued);
         }
 
-        // Then PostgreSQL: orders that hold units, and which queued ones are rows by now.
-        for held in orders::held_units(&self.db, event.id).await? {
+        // Then PostgreSQL, in one snapshot: orders that hold units, which queued
+        // ones are rows by now, and the releases still waiting.
+        let mut tx = crate::store::db::snapshot(&self.db).await?;
+        for held in orders::held_units(&mut *tx, event.id).await? {
             counts.entry(held.tier_id).or_default().ordered += held.units;
         }
         let ids: Vec<Uuid> = queued.iter().map(|r| r.id).collect();
-        let rows: HashSet<Uuid> = orders::existing(&self.db, &ids)
+        let rows: HashSet<Uuid> = orders::existing(&mut *tx, &ids)
             .await?
             .into_iter()
             .collect();
@@ -188,7 +190,9 @@ impl Ledger {
             counts.entry(r.tier_id).or_default().queued += i64::from(r.quantity);
         }
         // Releases that went back to Redis since their row was read as waiting.
-        for waiting in orders::waiting_releases(&self.db, event.id).await? {
+        let waiting_releases = orders::waiting_releases(&mut *tx, event.id).await?;
+        tx.commit().await?;
+        for waiting in waiting_releases {
             let b = Bucket {
                 event_id: event.id,
                 bucket: waiting.bucket.max(0) as u32,

@@ -29,6 +29,17 @@ pub async fn pool(options: PgConnectOptions, max_connections: u32) -> anyhow::Re
         .context("connecting to PostgreSQL")
 }
 
+/// A read-only transaction in which every query sees one snapshot: reads that
+/// must agree with each other (a row written between two of them would count in
+/// neither) go through one.
+pub async fn snapshot(pool: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR

@@ -132,7 +132,7 @@ async fn dedup_window_and_admission_rounds() {
     input.per_user_limit = 100;
     input.admission = Some(AdmissionInput {
         rounds: Some(vec![0.3, 1.0]),
-        mode: None,
+        ..AdmissionInput::default()
     });
     let sale = stack.sale(&input).await.unwrap();
     let (event, tier) = (sale.id, sale.tiers[0].id);

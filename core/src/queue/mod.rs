@@ -17,6 +17,17 @@
 //! left, what is on its way and how admitted users actually convert; and a
 //! waiting user's chance, wait, and how soon to ask again.
 
+pub mod controller;
+pub mod status;
+pub mod wire;
+
+use serde::{Deserialize, Serialize};
+
+/// A time as unix milliseconds, as the queue counts time.
+pub fn unix_ms(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// A draw number's share of number space, in [0, 1): its first 8 bytes as a
 /// fraction (the rest changes it by less than 2⁻⁶⁴).
 pub fn fraction(number: &[u8; 32]) -> f64 {
@@ -40,7 +51,7 @@ pub enum Standing {
 }
 
 /// How far admission has come; it only moves forward.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Frontier {
     /// Share of number space admitted from the pre-queue, in [0, 1].
     pub drawn: f64,
@@ -95,7 +106,7 @@ impl Frontier {
 }
 
 /// What the queue knows when it decides how many more to admit.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
     /// Units left in the sale (all tiers).
     pub remaining: i64,
@@ -182,6 +193,19 @@ pub fn poll_after_s(wait_s: Option<u64>, jitter: f64) -> u64 {
     base + (base as f64 * 0.25 * jitter.clamp(0.0, 0.999)) as u64
 }
 
+/// Whether the door of a sale (its queue, or its challenges) is open in
+/// `phase`: from the time the sale is visible until it sells out or closes;
+/// otherwise the error to answer.
+pub fn check_door_phase(phase: crate::Phase) -> Result<(), crate::ErrorCode> {
+    use crate::{ErrorCode, Phase};
+    match phase {
+        Phase::Upcoming | Phase::Open => Ok(()),
+        Phase::SoldOut => Err(ErrorCode::SoldOut),
+        Phase::Closed => Err(ErrorCode::Closed),
+        Phase::Hidden => Err(ErrorCode::NotFound),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +220,16 @@ mod tests {
             converted: 0,
             units_per_buyer: 1.0,
         }
+    }
+
+    #[test]
+    fn the_door_is_open_from_visible_until_sold_out_or_closed() {
+        use crate::{ErrorCode, Phase};
+        assert_eq!(check_door_phase(Phase::Upcoming), Ok(()));
+        assert_eq!(check_door_phase(Phase::Open), Ok(()));
+        assert_eq!(check_door_phase(Phase::SoldOut), Err(ErrorCode::SoldOut));
+        assert_eq!(check_door_phase(Phase::Closed), Err(ErrorCode::Closed));
+        assert_eq!(check_door_phase(Phase::Hidden), Err(ErrorCode::NotFound));
     }
 
     #[test]

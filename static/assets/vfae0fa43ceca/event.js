@@ -1,6 +1,9 @@
 // One sale: a countdown on server time, tier and quantity, and a buy button that
-// wakes up when the sale opens and explains every answer it gets.
+// wakes up when the sale opens (in queue mode: when it is the user's turn) and
+// explains every answer it gets.
 import { api, fill, badge, calibrate, countdown, el, header, me, money, notice, param, serverNow, visitorId, when } from "./app.js";
+import { throughDoor } from "./door.js";
+import { queueCard } from "./queue.js";
 
 const id = Number(param("id"));
 const main = document.querySelector("main");
@@ -40,6 +43,7 @@ function render() {
     el("p", { class: "muted" }, [e.venue, `opens ${when(e.opens_at)}`, `closes ${when(e.closes_at)}`].filter(Boolean).join(" · ")),
     e.description ? el("p", {}, e.description) : null,
     el("section", { class: "card", "aria-label": "Countdown" }, ui.clockLabel, ui.clock),
+    isQueue() ? queueCard(e, state.user, (url) => { state.url = url; tick(); }) : null,
     el("section", { class: "card", "aria-label": "Buy" },
       ui.tiers,
       el("label", { for: "quantity" }, `How many (up to ${e.per_order_limit} per order, ${e.per_user_limit} per person)`), ui.quantity,
@@ -47,6 +51,9 @@ function render() {
       state.user ? null : el("p", {}, el("a", { href: `/login?next=${encodeURIComponent(location.pathname + location.search)}` }, "Log in"), " to buy."),
       ui.status));
 }
+
+/** Whether the sale admits through its queue. */
+const isQueue = () => state.event.admission && state.event.admission.mode === "queue";
 
 function phaseNow() {
   const e = state.event, now = serverNow();
@@ -69,14 +76,16 @@ function tick() {
     ui.clockLabel.textContent = phase === "closed" ? "The sale has closed" : "Sold out";
     ui.clock.textContent = "";
   }
-  if (phase === "sold_out" && !state.suggested) {
+  if (phase === "sold_out" && !state.suggested && !isQueue()) {
     state.suggested = true;
     soldOut();
   }
   const waiting = now < state.busyUntil;
-  ui.buy.disabled = phase !== "open" || !state.user || waiting || state.done;
+  const notYourTurn = isQueue() && !state.url;
+  ui.buy.disabled = phase !== "open" || !state.user || waiting || state.done || notYourTurn;
   ui.buy.textContent = phase === "upcoming" ? `Opens in ${countdown(Date.parse(e.opens_at) - now)}`
-    : waiting ? `Wait ${countdown(state.busyUntil - now)}` : "Buy";
+    : waiting ? `Wait ${countdown(state.busyUntil - now)}`
+    : notYourTurn && phase === "open" ? "Wait for your turn in the queue" : "Buy";
 }
 
 async function refresh() {
@@ -114,7 +123,11 @@ function click() {
 
 async function purchaseUrl() {
   if (state.url) return true;
-  const { status, body } = await api("POST", `/api/events/${id}/purchase-url`);
+  if (isQueue()) {
+    show(notice("info", "Not your turn yet", "The queue above tells you when it is."));
+    return false;
+  }
+  const { status, body } = await throughDoor(`/api/events/${id}/purchase-url`, id, show);
   if (status === 200) { state.url = body.url; return true; }
   answered(status, body);
   return false;
@@ -165,6 +178,10 @@ function answered(status, body) {
     return show(notice("warn", "You already hold the most you can", body.message + ". ", el("a", { href: "/orders" }, "See my orders")));
   }
   if (code === "sold_out") return soldOut(body.message);
+  if (code === "url_expired" && isQueue()) {
+    state.url = null;
+    return show(notice("warn", "Your turn's link has expired", "The queue above gives you a new one while tickets last."));
+  }
   if (code === "url_expired") { state.url = null; return attempt(); }
   if (code === "not_open") return show(notice("info", "Not open yet", `Opens ${when(body.opens_at)}.`));
   if (code === "closed") return show(notice("info", "The sale has closed", ""));

@@ -99,7 +99,11 @@ function form(event) {
   const hour = 3600 * 1000, now = Date.now();
   const tiers = el("div", { id: "tiers" }, (e.tiers || [{ name: "General admission", price_cents: 5000, stock_total: 100 }])
     .map((t) => tierRow({ name: t.name, price_cents: t.price_cents, stock: t.stock_total })));
-  const rounds = e.admission && e.admission.rounds ? e.admission.rounds.join(", ") : e.admission ? "auto" : "1";
+  const ad = e.admission;
+  const rounds = !ad ? "1" : ad.rounds ? ad.rounds.join(", ") : ad.mode === "queue" ? `queue ${ad.window_s}` : "auto";
+  const door = e.challenge || "auto";
+  const doorOptions = [["auto", "auto (under load)"], ["always", "always"], ["off", "off"]]
+    .map(([value, words]) => el("option", { value, selected: value === door }, words));
   const status = el("div", { "aria-live": "polite" });
   const f = el("form", { class: "card", id: "event-form" },
     ...input("name", "Name", { required: true, value: e.name || "" }),
@@ -116,8 +120,11 @@ function form(event) {
       el("div", {}, ...input("payment_window_s", "Payment window (s)", { type: "number", min: 10, value: e.payment_window_s || 300 })),
       el("div", {}, ...input("dedup_window_s", "Click window (s)", { type: "number", min: 0, value: e.dedup_window_s ?? 10 }))),
     el("div", { class: "row" },
-      el("div", {}, ...input("admission", "Admission rounds (probabilities, or auto)", { value: rounds })),
-      el("div", {}, ...input("buckets", "Stock buckets", { type: "number", min: 1, value: e.buckets || 1 }))),
+      el("div", {}, ...input("admission", "Admission: rounds (probabilities), auto, or queue [window s]", { value: rounds })),
+      el("div", {}, ...input("buckets", "Stock buckets", { type: "number", min: 1, value: e.buckets || 1 })),
+      el("div", {}, el("label", { for: "f-challenge" }, "Proof of work at the door"),
+        el("select", { id: "f-challenge", name: "challenge" }, doorOptions),
+        el("div", { class: "field-error", id: "e-challenge", "aria-live": "polite" }))),
     el("fieldset", {}, el("legend", {}, "Tiers"), tiers,
       el("div", { class: "field-error", id: "e-tiers", "aria-live": "polite" }),
       el("button", { type: "button", class: "secondary", onclick: () => tiers.append(tierRow()) }, "Add tier")),
@@ -129,14 +136,17 @@ function form(event) {
     f.querySelectorAll(".field-error").forEach((n) => (n.textContent = ""));
     const v = (n) => f.querySelector(`[name="${n}"]`).value.trim();
     const num = (n) => (v(n) === "" ? undefined : Number(v(n)));
-    const admission = v("admission") === "auto" ? { mode: "auto" } : { rounds: v("admission").split(",").map((p) => Number(p.trim())) };
+    const queue = /^queue(?:\s+(\d+))?$/i.exec(v("admission"));
+    const admission = v("admission") === "auto" ? { mode: "auto" }
+      : queue ? { mode: "queue", ...(queue[1] ? { window_s: Number(queue[1]) } : {}) }
+      : { rounds: v("admission").split(",").map((p) => Number(p.trim())) };
     const payload = {
       name: v("name"), venue: v("venue"), description: f.querySelector("#f-description").value,
       visible_at: new Date(v("visible_at")).toISOString(), opens_at: new Date(v("opens_at")).toISOString(),
       closes_at: new Date(v("closes_at")).toISOString(),
       per_user_limit: num("per_user_limit"), per_order_limit: num("per_order_limit"),
       payment_window_s: num("payment_window_s"), dedup_window_s: num("dedup_window_s"),
-      admission, buckets: num("buckets"),
+      admission, buckets: num("buckets"), challenge: v("challenge"),
       tiers: [...tiers.querySelectorAll(".tier")].map((r) => ({
         name: r.querySelector(".t-name").value.trim(),
         price_cents: Math.round(Number(r.querySelector(".t-price").value) * 100),
@@ -163,6 +173,7 @@ async function dashboard(id) {
   const funnel = el("div", { class: "bars", id: "funnel", role: "list", "aria-label": "Admission funnel" });
   const tiers = el("div", { id: "tier-table" });
   const ledger = el("div", { id: "ledger" });
+  const queue = el("div", { id: "queue-figures" });
   const updated = el("p", { class: "muted", "aria-live": "off" });
   main.replaceChildren(
     el("p", {}, el("a", { href: "#" }, "← Console")),
@@ -171,6 +182,7 @@ async function dashboard(id) {
     ledger,
     numbers,
     el("section", { class: "card" }, el("h2", {}, "Units over time"), chartBox),
+    event.admission && event.admission.mode === "queue" ? el("section", { class: "card" }, el("h2", {}, "Queue"), queue) : null,
     el("section", { class: "card" }, el("h2", {}, "Admission funnel"), funnel),
     el("section", { class: "card" }, el("h2", {}, "Tiers"), tiers),
     updated);
@@ -218,6 +230,7 @@ async function dashboard(id) {
       el("thead", {}, el("tr", {}, ["Tier", "Stock", "Remaining", "Held", "Paid", "Expired", "Cancelled"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, stats.tiers.map((t) => el("tr", {},
         el("td", {}, t.name), ...[t.stock_total, t.remaining, t.reserved, t.paid, t.expired, t.cancelled].map((n) => el("td", {}, String(n))))))));
+    if (stats.queue) showQueue(queue, stats.queue, id);
     // The workers' ledger check: a warning names the command that fixes it.
     const check = stats.ledger;
     ledger.replaceChildren(...(!check ? [] : check.warning
@@ -231,6 +244,27 @@ async function dashboard(id) {
   const resize = () => plot && plot.setSize({ width: Math.max(280, chartBox.clientWidth), height: 260 });
   window.addEventListener("resize", resize);
   stop = () => { clearInterval(timer); window.removeEventListener("resize", resize); };
+}
+
+/** The queue's figures: entrants, admitted, converted, the frontier, joins
+ * per minute, and the draw record once published. */
+function showQueue(node, q, id) {
+  const box = (label, value, hook) => el("div", { class: "card", "data-queue": hook }, el("div", { class: "muted" }, label), el("div", { class: "big" }, String(value)));
+  const frontier = q.drawn < 1 ? `${(q.drawn * 100).toFixed(1)} % of the pre-queue`
+    : `the whole pre-queue, late joiners up to ${new Date(q.late_until_ms).toLocaleTimeString()}`;
+  const top = Math.max(1, ...q.joins_per_minute.map(([, n]) => n));
+  node.replaceChildren(
+    el("div", { class: "stats" }, box("Pre-queue", q.pre_queue, "pre_queue"), box("Joined later", q.late, "late"),
+      box("Admitted", q.admitted, "admitted"), box("Bought", q.converted, "converted")),
+    el("p", {}, "Frontier: ", el("span", { "data-queue": "frontier" }, frontier),
+      q.admitted ? ` · conversion ${Math.round((100 * q.converted) / q.admitted)} %` : ""),
+    el("div", { class: "bars", role: "list", "aria-label": "Joins per minute" },
+      q.joins_per_minute.map(([minute, n]) => el("div", { class: "bar", role: "listitem" },
+        el("span", {}, new Date(minute).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })),
+        el("span", { class: "track", "aria-hidden": "true" }, el("span", { class: "fill", style: `display:block;width:${(100 * n) / top}%` })),
+        el("span", { class: "value" }, String(n))))),
+    q.draw_published ? el("p", {}, el("a", { href: `/draw?id=${id}`, "data-queue": "draw" }, "The published draw record"), " (verified in the browser)")
+      : el("p", { class: "muted" }, "The draw record is published when the sale closes."));
 }
 
 async function start() {

@@ -1,0 +1,50 @@
+// The door in front of a sale: when a join or a purchase-URL request is refused
+// with `challenge_required`, ask for a challenge, solve it in a Web Worker with
+// a progress bar, and send the request again with the answer. A slow device can
+// take the slow lane instead: 16× less work, then a short wait.
+import { api, el, notice, serverNow } from "./app.js";
+
+const asksForProof = (answer) =>
+  answer.status === 403 && answer.body && answer.body.error === "challenge_required";
+
+/** `POST path` through the door of sale `eventId`; `show(node)` shows progress. */
+export async function throughDoor(path, eventId, show) {
+  let answer = await api("POST", path);
+  for (let round = 0; round < 3 && asksForProof(answer); round++) {
+    const solved = await solve(eventId, show);
+    if (!solved.ok) return solved.answer;
+    answer = await api("POST", path, solved.body);
+  }
+  return answer;
+}
+
+async function solve(eventId, show) {
+  for (let lane = "fast"; ; lane = "slow") {
+    const got = await api("GET", `/api/events/${eventId}/challenge${lane === "slow" ? "?lane=slow" : ""}`);
+    if (got.status !== 200) return { ok: false, answer: got };
+    const { challenge, difficulty, not_before: notBefore } = got.body;
+    const expected = 2 ** difficulty;
+    const bar = el("progress", { max: "1", value: "0", "aria-label": "checking" });
+    const slower = el("button", { type: "button", class: "secondary" }, "Too slow? Wait in the slow lane instead");
+    show(notice("info", "Checking that you are a person…",
+      "Your device solves a small puzzle; scripts that buy for many accounts pay for each one.",
+      bar, lane === "fast" && difficulty > 4 ? slower : null));
+    const nonce = await new Promise((resolve) => {
+      const worker = new Worker(new URL("./door-worker.js", import.meta.url));
+      slower.onclick = () => { worker.terminate(); resolve(null); };
+      worker.onmessage = ({ data }) => {
+        if (data.nonce !== undefined) { worker.terminate(); resolve(data.nonce); }
+        // The expected work is 2^difficulty tries; show it as an easing bar.
+        else bar.value = 1 - Math.exp(-data.tried / expected);
+      };
+      worker.postMessage({ challenge, difficulty });
+    });
+    if (nonce === null) continue;
+    const wait = Date.parse(notBefore) - serverNow();
+    if (wait > 0) {
+      show(notice("info", "In the slow lane", `Your answer counts in ${Math.ceil(wait / 1000)} s.`));
+      await new Promise((resolve) => setTimeout(resolve, wait + 250));
+    }
+    return { ok: true, body: { challenge, nonce } };
+  }
+}
