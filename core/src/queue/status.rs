@@ -14,6 +14,10 @@ pub struct Answer {
     pub url_until_ms: Option<i64>,
 }
 
+/// The least time a purchase URL from the queue is good for (ms): enough to
+/// send the purchase, whatever is left of the window.
+pub const MIN_URL_MS: i64 = 5_000;
+
 /// Whether the pass's holder joined before the opening.
 pub fn is_pre_queue(pass: &QueuePassClaims, opens_at_ms: i64) -> bool {
     pass.joined_ms < opens_at_ms
@@ -99,7 +103,9 @@ pub fn answer(
     let url_until_ms = (state == QueueState::Admitted).then(|| {
         let end = admitted_at(view, standing).map(|at| at + window_ms);
         match end {
-            Some(end) if end > now_ms => end,
+            // Never a URL too short to use: the tail of a window gets a few
+            // seconds more.
+            Some(end) if end > now_ms => end.max(now_ms + MIN_URL_MS),
             // Back after the window: a window's time from now, while units last.
             _ => now_ms + window_ms,
         }
@@ -217,6 +223,9 @@ mod tests {
         assert_eq!(a.url_until_ms, Some(OPENS + 122_000));
         let back_late = answer(&v, &pass(5, 0), 0.2, OPENS + 200_000, 0.0);
         assert_eq!(back_late.url_until_ms, Some(OPENS + 320_000));
+        // The window's last moments still give a URL one can use.
+        let tail = answer(&v, &pass(5, 0), 0.2, OPENS + 121_800, 0.0);
+        assert_eq!(tail.url_until_ms, Some(OPENS + 121_800 + MIN_URL_MS));
     }
 
     #[test]
