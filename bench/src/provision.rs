@@ -135,6 +135,7 @@ pub async fn prepare_buy(args: PrepareBuy) -> anyhow::Result<()> {
         buckets: Some(i64::from(args.buckets)),
         // The crowd does not solve challenges (yet): the door stays open.
         challenge: Some(rushgate_core::challenge::ChallengeMode::Off),
+        presale: None,
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 1000,

@@ -381,6 +381,45 @@ impl Client {
         }
     }
 
+    /// `POST /api/admin/events/{id}/presale/codes`: `count` new random codes.
+    pub async fn generate_presale_codes(
+        &self,
+        id: i64,
+        count: u32,
+    ) -> Result<rushgate_core::api::PresaleCodes> {
+        let body = rushgate_core::api::GenerateCodes { generate: count };
+        self.post(&format!("/api/admin/events/{id}/presale/codes"), &body)
+            .await
+    }
+
+    /// `POST /api/admin/events/{id}/presale/codes.csv`: uploads codes as CSV.
+    pub async fn upload_presale_codes(
+        &self,
+        id: i64,
+        csv: &str,
+    ) -> Result<rushgate_core::api::PresaleCodes> {
+        let request = self
+            .request(
+                Method::POST,
+                &format!("/api/admin/events/{id}/presale/codes.csv"),
+            )
+            .header("content-type", "text/csv")
+            .body(csv.to_owned());
+        self.call(request).await
+    }
+
+    /// `GET /api/admin/events/{id}/presale/codes.csv`: the codes and their
+    /// bindings.
+    pub async fn presale_codes_csv(&self, id: i64) -> Result<String> {
+        let path = format!("/api/admin/events/{id}/presale/codes.csv");
+        let answer = self.send(Method::GET, &path, None, &[]).await?;
+        if answer.status.is_success() {
+            Ok(answer.text)
+        } else {
+            error::decode(answer.status, &answer.text)
+        }
+    }
+
     // Operations.
 
     /// Whether `/readyz` answers 200.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::challenge::{ChallengeMode, Conditions};
 use crate::event::Admission;
-use crate::phase::Phase;
+use crate::phase::{Phase, PresaleWindow};
 use crate::role::Role;
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -122,6 +122,9 @@ pub struct EventView {
     /// When the door asks for a proof of work.
     #[serde(default)]
     pub challenge: ChallengeMode,
+    /// The presale's window, if the event has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presale: Option<PresaleWindow>,
     pub status: EventStatus,
     pub phase: Phase,
     #[serde(with = "time::serde::rfc3339")]
@@ -194,8 +197,9 @@ pub struct Challenge {
     pub conditions: Conditions,
 }
 
-/// The body of a join (or a purchase-URL request) that answers the door: a
-/// challenge and its decimal nonce. An empty body is no answer.
+/// The body of a join (or a purchase-URL request): the door's challenge and
+/// its decimal nonce, and in a presale the buyer's presale code. An empty
+/// body is none of these.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,6 +208,25 @@ pub struct DoorAnswer {
     pub challenge: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// A presale code, as typed (`core::presale::normalize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presale_code: Option<String>,
+}
+
+/// `POST /api/admin/events/{id}/presale/codes`: how many random codes to add.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateCodes {
+    pub generate: u32,
+}
+
+/// What adding presale codes did: codes new to the event, and its total.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresaleCodes {
+    pub added: i64,
+    pub total: i64,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -48,6 +48,8 @@ codes! {
     NotAdmittedByEdge => ("not_admitted_by_edge", 403, "buy through the site, not the origin directly"),
     ChallengeRequired => ("challenge_required", 403, "solve the sale's challenge first: ask for one"),
     ChallengeFailed => ("challenge_failed", 403, "that answer does not solve the challenge"),
+    PresaleCodeRequired => ("presale_code_required", 403, "the presale is for holders of a presale code: enter yours"),
+    PresaleCodeTaken => ("presale_code_taken", 403, "this presale code belongs to another account"),
     NotFound => ("not_found", 404, "not found"),
     MethodNotAllowed => ("method_not_allowed", 405, "method not allowed"),
     UsernameTaken => ("username_taken", 409, "that username is taken"),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::challenge::ChallengeMode;
-use crate::phase::Schedule;
+use crate::phase::{PresaleWindow, Schedule};
 
 pub const MAX_TIERS: usize = 20;
 pub const MAX_ROUNDS: usize = 8;
@@ -210,6 +210,9 @@ pub struct EventInput {
     /// When the door asks for a proof of work (default `auto`: under load).
     #[serde(default)]
     pub challenge: Option<ChallengeMode>,
+    /// A window before the opening for holders of presale codes only.
+    #[serde(default)]
+    pub presale: Option<PresaleWindow>,
     pub tiers: Vec<TierInput>,
 }
 
@@ -284,6 +287,26 @@ impl EventSpec {
         }
         if input.closes_at <= input.opens_at {
             return Err(FieldError::new("closes_at", "must be after opens_at"));
+        }
+        if let Some(presale) = &input.presale {
+            if presale.opens_at < input.visible_at {
+                return Err(FieldError::new(
+                    "presale.opens_at",
+                    "must not be before visible_at",
+                ));
+            }
+            if presale.closes_at <= presale.opens_at {
+                return Err(FieldError::new(
+                    "presale.closes_at",
+                    "must be after presale.opens_at",
+                ));
+            }
+            if presale.closes_at > input.opens_at {
+                return Err(FieldError::new(
+                    "presale.closes_at",
+                    "must not be after opens_at: the presale comes before the general sale",
+                ));
+            }
         }
         let per_user_limit = ranged(
             "per_user_limit",
@@ -362,6 +385,7 @@ impl EventSpec {
                 visible_at: input.visible_at,
                 opens_at: input.opens_at,
                 closes_at: input.closes_at,
+                presale: input.presale,
             },
             per_user_limit: per_user_limit as u32,
             per_order_limit: per_order_limit as u32,

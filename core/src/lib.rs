@@ -25,6 +25,6 @@ pub mod token;
 pub mod velocity;
 
 pub use error::{ErrorBody, ErrorCode};
-pub use phase::{Phase, Schedule};
+pub use phase::{Phase, PresaleWindow, Schedule};
 pub use role::Role;
 pub use token::{Keyring, TokenError};

@@ -17,6 +17,7 @@ pub fn check_phase(phase: Phase) -> Result<(), ErrorCode> {
     match phase {
         Phase::Open => Ok(()),
         Phase::Upcoming => Err(ErrorCode::NotOpen),
+        Phase::Presale => Err(ErrorCode::PresaleCodeRequired),
         Phase::SoldOut => Err(ErrorCode::SoldOut),
         Phase::Closed => Err(ErrorCode::Closed),
         Phase::Hidden => Err(ErrorCode::NotFound),
@@ -191,6 +192,10 @@ mod tests {
     fn only_open_sales_get_urls() {
         assert_eq!(check_phase(Phase::Open), Ok(()));
         assert_eq!(check_phase(Phase::Upcoming), Err(ErrorCode::NotOpen));
+        assert_eq!(
+            check_phase(Phase::Presale),
+            Err(ErrorCode::PresaleCodeRequired)
+        );
         assert_eq!(check_phase(Phase::SoldOut), Err(ErrorCode::SoldOut));
         assert_eq!(check_phase(Phase::Closed), Err(ErrorCode::Closed));
         assert_eq!(check_phase(Phase::Hidden), Err(ErrorCode::NotFound));

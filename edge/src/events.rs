@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use rushgate_core::api::{PurchaseUrl, header};
 use rushgate_core::challenge::ChallengeMode;
-use rushgate_core::{ErrorBody, ErrorCode, purchase};
+use rushgate_core::{ErrorBody, ErrorCode, Phase, purchase};
 use time::OffsetDateTime;
-use worker::{Cache, Context, Delay, Env, Headers, Request, Response};
+use worker::{Cache, Context, Delay, Env, Headers, Method, Request, Response};
 
 use crate::clock;
 use crate::config::Config;
@@ -201,6 +201,8 @@ pub fn count_view(req: &Request, event_id: i64) {
 
 /// `POST /api/events/{id}/purchase-url`: the same URL the origin would issue,
 /// signed here with core once the snapshot's phase, at this instant, is open.
+/// In a presale the origin, which holds the codes, checks the buyer's code
+/// and issues the URL, after the door.
 pub async fn purchase_url(
     req: &Request,
     env: &Env,
@@ -212,10 +214,17 @@ pub async fn purchase_url(
     let now = clock::now();
     let user = session::user(req.headers(), &config.keys, now.unix_timestamp())?;
     let view = snapshot::public_view(config, event_id, now_ms).await?;
+    let phase = snapshot::phase(&view, now);
+    if phase == Phase::Presale {
+        door::pass(req, env, config, &user, &view, body, now_ms).await?;
+        let path = format!("/api/events/{event_id}/purchase-url");
+        let headers = origin::headers_of(req.headers());
+        let response = origin::send(config, Method::Post, &path, headers, Some(body.to_vec()));
+        return response.await;
+    }
     if view.admission.queue_window_s().is_some() {
         return Err(ErrorCode::QueueRequired.into());
     }
-    let phase = snapshot::phase(&view, now);
     if let Err(code) = purchase::check_phase(phase) {
         let body = match code {
             ErrorCode::NotOpen => ErrorBody::from(code).with_opens_at(view.opens_at),

@@ -129,6 +129,7 @@ pub fn phase(view: &EventView, now: time::OffsetDateTime) -> Phase {
         visible_at: view.visible_at,
         opens_at: view.opens_at,
         closes_at: view.closes_at,
+        presale: view.presale,
     }
     .phase(now, remaining)
 }

@@ -33,7 +33,9 @@ use crate::sale::Replicas;
 use crate::sale::soldout::SoldOutFlags;
 use crate::store::redis::Redis;
 use crate::worker::expiry::Sweeper;
-use crate::{admin, auth, buy, edge_report, events, health, openapi, orders, queue, telemetry};
+use crate::{
+    admin, auth, buy, edge_report, events, health, openapi, orders, presale, queue, telemetry,
+};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -118,6 +120,7 @@ fn routes(limiter: Limiter) -> OpenApiRouter<AppState> {
         .merge(orders::router())
         .merge(edge_report::router())
         .merge(queue::router())
+        .merge(presale::router())
 }
 
 /// The OpenAPI description of the API (`GET /api/openapi.json`).

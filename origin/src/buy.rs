@@ -70,7 +70,8 @@ async fn buy(
         .await?
         .filter(|e| e.is_public(now))
         .ok_or_else(|| ApiError::not_found("event"))?;
-    if now < event.schedule.opens_at {
+    let in_presale = event.schedule.presale.is_some_and(|p| p.contains(now));
+    if now < event.schedule.opens_at && !in_presale {
         return Err(ErrorBody::from(ErrorCode::NotOpen)
             .with_opens_at(event.schedule.opens_at)
             .into());

@@ -76,6 +76,7 @@ pub async fn seed(
                 admission: None,
                 buckets: None,
                 challenge: None,
+                presale: None,
                 tiers: vec![
                     TierInput {
                         name: "Standing".into(),

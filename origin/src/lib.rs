@@ -18,6 +18,7 @@ pub mod health;
 pub mod openapi;
 pub mod orders;
 pub mod overload;
+pub mod presale;
 pub mod queue;
 pub mod sale;
 pub mod store;

@@ -357,3 +357,37 @@ test("the console's form makes a queue sale behind the door, and editing it keep
   assert.deepEqual(saved.admission, { mode: "queue", window_s: 60 });
   assert.equal(saved.challenge, "always");
 });
+
+test("a presale: the operator makes codes on the dashboard, a customer buys with one on the sale's page", { timeout: 120_000 }, async () => {
+  const event = await sale(stack, {
+    name: "Fan presale", per_user_limit: 1, challenge: "off",
+    presale: { opens_at: iso(-30_000), closes_at: iso(600_000) }, opens_at: iso(900_000), closes_at: iso(1_800_000),
+    tiers: [{ name: "Seat", price_cents: 7000, stock: 5 }],
+  });
+  assert.equal(event.phase, "presale");
+  const operator = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  await loginThroughPage(operator, stack.operator, `/admin#dash/${event.id}`);
+  await operator.fill("#p-generate", "3");
+  await operator.getByRole("button", { name: "Generate" }).click();
+  await operator.getByText("3 codes added · 3 in all").waitFor();
+  await shot(operator, "25-console-presale-codes");
+  const token = await login(stack.origin, stack.operator);
+  const codes = async () => (await call(stack.origin, "GET", `/api/admin/events/${event.id}/presale/codes.csv`, token)).body;
+  const code = (await codes()).trim().split("\n")[1].split(",")[0];
+
+  const me = await customer(stack.origin);
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await loginThroughPage(page, me, `/event?id=${event.id}`);
+  const buyButton = page.locator("main button.big");
+  await page.getByRole("button", { name: "Buy in the presale" }).click();
+  await page.getByText("Presale code needed").waitFor();
+  await page.fill("#presale-code", code.toLowerCase());
+  await page.waitForFunction(() => !document.querySelector("main button.big").disabled, null, { timeout: 15_000 });
+  await buyButton.click();
+  await page.getByText("You're in — creating your order").waitFor({ timeout: 30_000 });
+  await shot(page, "26-event-presale-held");
+  // The export names the account the code is bound to now.
+  assert.match(await codes(), new RegExp(`^${code},\\d+,\\d{4}-`, "m"));
+  await context.close();
+});

@@ -279,6 +279,7 @@ pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow:
         buckets: args.buckets.map(i64::from),
         // The crowd does not solve challenges (yet): the door stays open.
         challenge: Some(rushgate_core::challenge::ChallengeMode::Off),
+        presale: None,
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 2500,

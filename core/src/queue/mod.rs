@@ -199,7 +199,7 @@ pub fn poll_after_s(wait_s: Option<u64>, jitter: f64) -> u64 {
 pub fn check_door_phase(phase: crate::Phase) -> Result<(), crate::ErrorCode> {
     use crate::{ErrorCode, Phase};
     match phase {
-        Phase::Upcoming | Phase::Open => Ok(()),
+        Phase::Upcoming | Phase::Presale | Phase::Open => Ok(()),
         Phase::SoldOut => Err(ErrorCode::SoldOut),
         Phase::Closed => Err(ErrorCode::Closed),
         Phase::Hidden => Err(ErrorCode::NotFound),
@@ -226,6 +226,7 @@ mod tests {
     fn the_door_is_open_from_visible_until_sold_out_or_closed() {
         use crate::{ErrorCode, Phase};
         assert_eq!(check_door_phase(Phase::Upcoming), Ok(()));
+        assert_eq!(check_door_phase(Phase::Presale), Ok(()));
         assert_eq!(check_door_phase(Phase::Open), Ok(()));
         assert_eq!(check_door_phase(Phase::SoldOut), Err(ErrorCode::SoldOut));
         assert_eq!(check_door_phase(Phase::Closed), Err(ErrorCode::Closed));

@@ -44,7 +44,7 @@ async fn render(state: &AppState, id: i64) -> ApiResult<Json<EventView>> {
 }
 
 /// Loads an event the user may manage: its owner, or any admin.
-pub(super) async fn managed(state: &AppState, user: AuthUser, id: i64) -> ApiResult<EventRecord> {
+pub async fn managed(state: &AppState, user: AuthUser, id: i64) -> ApiResult<EventRecord> {
     let user = user.manager()?;
     let event = repo::get(&state.db, id)
         .await?

@@ -3,6 +3,8 @@
 mod events;
 mod stats;
 
+pub use events::managed;
+
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;

@@ -1,5 +1,6 @@
 //! The public side of events: server time, the list, one event, and purchase
-//! URLs for signed-in users once a sale is open.
+//! URLs for signed-in users once a sale is open (or, in its presale, for
+//! holders of a presale code).
 
 pub mod cache;
 pub mod repo;
@@ -9,15 +10,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use rushgate_core::api::{EventList, EventView, PurchaseUrl, ServerTime};
-use rushgate_core::{ErrorBody, ErrorCode, purchase};
+use rushgate_core::api::{DoorAnswer, EventList, EventView, PurchaseUrl, ServerTime};
+use rushgate_core::{ErrorBody, ErrorCode, Phase, purchase};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthUser, Id};
+use crate::extract::{AuthUser, Id, OptionalJson};
 use crate::sale::stock;
 use repo::EventRecord;
 
@@ -78,19 +79,39 @@ async fn detail(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Eve
     Ok(Json(view::full(&event, now, &remaining)))
 }
 
-#[utoipa::path(post, path = "/api/events/{id}/purchase-url", tag = "events", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "a purchase URL for this user, once the sale is open", body = PurchaseUrl), (status = 403, description = "`not_open`, with `opens_at`", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`sold_out`; `queue_required` where the sale admits through its queue", body = ErrorBody), (status = 410, description = "`closed`", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
+#[utoipa::path(post, path = "/api/events/{id}/purchase-url", tag = "events", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "a purchase URL for this user, once the sale is open; in a presale, for a holder of a presale code (sent once as `presale_code`; the URL lasts until the presale closes at most)", body = PurchaseUrl), (status = 403, description = "`not_open`, with `opens_at`; in a presale `presale_code_required` (no code, or no such code) | `presale_code_taken` (bound to another account)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`sold_out`; `queue_required` where the sale admits through its queue", body = ErrorBody), (status = 410, description = "`closed`", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
 async fn purchase_url(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
+    OptionalJson(answer): OptionalJson<DoorAnswer>,
 ) -> ApiResult<Json<PurchaseUrl>> {
     let now = OffsetDateTime::now_utc();
     let event = public_event(&state, id, now).await?;
+    let remaining = stock::remaining(&state.redis, &[&event]).await?;
+    let phase = event.phase(now, stock::total(&event, &remaining));
+    let presale = event.schedule.presale.filter(|_| phase == Phase::Presale);
+    if let Some(presale) = presale {
+        // The presale buys directly, in any admission mode.
+        crate::presale::admit(&state.db, id, user.user_id, answer.presale_code.as_deref()).await?;
+        let issued = purchase::issue(
+            &state.keys,
+            event.id,
+            user.user_id,
+            now,
+            state.config.purchase_url_ttl_s,
+            presale.closes_at,
+            rand::random(),
+        );
+        return Ok(Json(PurchaseUrl {
+            url: issued.path,
+            expires_at: OffsetDateTime::from_unix_timestamp(issued.claims.exp)
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        }));
+    }
     if event.admission.queue_window_s().is_some() {
         return Err(ErrorCode::QueueRequired.into());
     }
-    let remaining = stock::remaining(&state.redis, &[&event]).await?;
-    let phase = event.phase(now, stock::total(&event, &remaining));
     purchase::check_phase(phase).map_err(|code| match code {
         ErrorCode::NotOpen => ErrorBody::from(code)
             .with_opens_at(event.schedule.opens_at)

@@ -6,7 +6,7 @@ use rushgate_core::api::EventStatus;
 use rushgate_core::challenge::ChallengeMode;
 use rushgate_core::draw::Seed;
 use rushgate_core::event::{Admission, EventSpec};
-use rushgate_core::{Phase, Schedule};
+use rushgate_core::{Phase, PresaleWindow, Schedule};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor, PgPool};
 use time::OffsetDateTime;
@@ -85,6 +85,8 @@ struct EventRow {
     admission: Json<Admission>,
     buckets: i32,
     challenge: Json<ChallengeMode>,
+    presale_opens_at: Option<OffsetDateTime>,
+    presale_closes_at: Option<OffsetDateTime>,
     status: String,
     review_note: Option<String>,
     draw_seed: Option<Vec<u8>>,
@@ -102,6 +104,13 @@ impl EventRow {
                 visible_at: self.visible_at,
                 opens_at: self.opens_at,
                 closes_at: self.closes_at,
+                presale: match (self.presale_opens_at, self.presale_closes_at) {
+                    (Some(opens_at), Some(closes_at)) => Some(PresaleWindow {
+                        opens_at,
+                        closes_at,
+                    }),
+                    _ => None,
+                },
             },
             per_user_limit: self.per_user_limit as u32,
             per_order_limit: self.per_order_limit as u32,
@@ -122,7 +131,7 @@ impl EventRow {
 
 const EVENT_COLUMNS: &str = "id, owner_id, name, venue, description, visible_at, opens_at, \
      closes_at, per_user_limit, per_order_limit, payment_window_s, dedup_window_s, admission, \
-     buckets, challenge, status, review_note, draw_seed";
+     buckets, challenge, presale_opens_at, presale_closes_at, status, review_note, draw_seed";
 
 async fn with_tiers(pool: &PgPool, rows: Vec<EventRow>) -> sqlx::Result<Vec<EventRecord>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -188,7 +197,8 @@ pub async fn insert(pool: &PgPool, owner_id: i64, spec: &EventSpec) -> sqlx::Res
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO events (owner_id, name, venue, description, visible_at, opens_at, \
          closes_at, per_user_limit, per_order_limit, payment_window_s, dedup_window_s, \
-         admission, buckets, challenge) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) \
+         admission, buckets, challenge, presale_opens_at, presale_closes_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) \
          RETURNING id",
     )
     .bind(owner_id)
@@ -205,6 +215,8 @@ pub async fn insert(pool: &PgPool, owner_id: i64, spec: &EventSpec) -> sqlx::Res
     .bind(Json(&spec.admission))
     .bind(spec.buckets as i32)
     .bind(Json(spec.challenge))
+    .bind(spec.schedule.presale.map(|p| p.opens_at))
+    .bind(spec.schedule.presale.map(|p| p.closes_at))
     .fetch_one(&mut *tx)
     .await?;
     insert_tiers(&mut *tx, id, spec).await?;
@@ -241,7 +253,8 @@ pub async fn update(pool: &PgPool, id: i64, spec: &EventSpec) -> sqlx::Result<bo
     let updated = sqlx::query(
         "UPDATE events SET name=$2, venue=$3, description=$4, visible_at=$5, opens_at=$6, \
          closes_at=$7, per_user_limit=$8, per_order_limit=$9, payment_window_s=$10, \
-         dedup_window_s=$11, admission=$12, buckets=$13, challenge=$14, status='draft', \
+         dedup_window_s=$11, admission=$12, buckets=$13, challenge=$14, \
+         presale_opens_at=$15, presale_closes_at=$16, status='draft', \
          review_note=NULL, \
          updated_at=now() WHERE id=$1 AND status IN ('draft', 'rejected')",
     )
@@ -259,6 +272,8 @@ pub async fn update(pool: &PgPool, id: i64, spec: &EventSpec) -> sqlx::Result<bo
     .bind(Json(&spec.admission))
     .bind(spec.buckets as i32)
     .bind(Json(spec.challenge))
+    .bind(spec.schedule.presale.map(|p| p.opens_at))
+    .bind(spec.schedule.presale.map(|p| p.closes_at))
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -38,6 +38,7 @@ pub fn full(event: &EventRecord, now: OffsetDateTime, remaining: &Remaining) -> 
         admission: event.admission.clone(),
         buckets: event.buckets,
         challenge: event.challenge,
+        presale: event.schedule.presale,
         status: event.status,
         phase: event.phase(now, stock::total(event, remaining)),
         server_time: now,

@@ -17,6 +17,7 @@ fn solved(c: &rushgate_core::api::Challenge) -> DoorAnswer {
     DoorAnswer {
         challenge: Some(c.challenge.clone()),
         nonce: Some(challenge::solve(&c.challenge, c.difficulty).to_string()),
+        presale_code: None,
     }
 }
 

@@ -1,6 +1,6 @@
 // One sale: a countdown on server time, tier and quantity, and a buy button that
-// wakes up when the sale opens (in queue mode: when it is the user's turn) and
-// explains every answer it gets.
+// wakes up when the sale opens (in queue mode: when it is the user's turn; in a
+// presale: for holders of a presale code) and explains every answer it gets.
 import { api, fill, badge, calibrate, countdown, el, header, me, money, notice, param, serverNow, visitorId, when } from "./app.js";
 import { throughDoor } from "./door.js";
 import { queueCard } from "./queue.js";
@@ -37,6 +37,9 @@ function render() {
     Array.from({ length: e.per_order_limit }, (_, i) => el("option", { value: i + 1 }, String(i + 1))));
   ui.buy = el("button", { class: "big", type: "button", disabled: true, onclick: click }, "Buy");
   ui.status = el("div", { "aria-live": "polite", id: "status" });
+  ui.code = el("input", { id: "presale-code", autocomplete: "off", spellcheck: "false", placeholder: "XXXX-XXXX-XXX" });
+  ui.codeRow = el("div", { hidden: true },
+    el("label", { for: "presale-code" }, "Presale code (needed once; it is yours from then on)"), ui.code);
   fill(main,
     el("p", {}, el("a", { href: "/" }, "← All sales")),
     el("h1", {}, e.name), ui.badge,
@@ -47,6 +50,7 @@ function render() {
     el("section", { class: "card", "aria-label": "Buy" },
       ui.tiers,
       el("label", { for: "quantity" }, `How many (up to ${e.per_order_limit} per order, ${e.per_user_limit} per person)`), ui.quantity,
+      ui.codeRow,
       el("p", {}, ui.buy),
       state.user ? null : el("p", {}, el("a", { href: `/login?next=${encodeURIComponent(location.pathname + location.search)}` }, "Log in"), " to buy."),
       ui.status));
@@ -58,7 +62,12 @@ const isQueue = () => state.event.admission && state.event.admission.mode === "q
 function phaseNow() {
   const e = state.event, now = serverNow();
   if (now >= Date.parse(e.closes_at)) return "closed";
-  if (now < Date.parse(e.opens_at)) return "upcoming";
+  if (now < Date.parse(e.opens_at)) {
+    const p = e.presale;
+    const inPresale = p && now >= Date.parse(p.opens_at) && now < Date.parse(p.closes_at);
+    if (!inPresale) return "upcoming";
+    return state.soldOut || e.tiers.every((t) => t.remaining <= 0) ? "sold_out" : "presale";
+  }
   if (state.soldOut || e.tiers.every((t) => t.remaining <= 0)) return "sold_out";
   return "open";
 }
@@ -68,6 +77,9 @@ function tick() {
   ui.badge.replaceChildren(badge(phase));
   if (phase === "upcoming") {
     ui.clockLabel.textContent = "Opens in";
+    ui.clock.textContent = countdown(Date.parse(e.opens_at) - now);
+  } else if (phase === "presale") {
+    ui.clockLabel.textContent = "Presale for code holders · general sale opens in";
     ui.clock.textContent = countdown(Date.parse(e.opens_at) - now);
   } else if (phase === "open") {
     ui.clockLabel.textContent = "On sale now · closes in";
@@ -81,11 +93,15 @@ function tick() {
     soldOut();
   }
   const waiting = now < state.busyUntil;
-  const notYourTurn = isQueue() && !state.url;
-  ui.buy.disabled = phase !== "open" || !state.user || waiting || state.done || notYourTurn;
+  const presale = phase === "presale";
+  ui.codeRow.hidden = !presale;
+  // A presale buys directly, whatever the admission mode.
+  const notYourTurn = isQueue() && !state.url && !presale;
+  ui.buy.disabled = (phase !== "open" && !presale) || !state.user || waiting || state.done || notYourTurn;
   ui.buy.textContent = phase === "upcoming" ? `Opens in ${countdown(Date.parse(e.opens_at) - now)}`
     : waiting ? `Wait ${countdown(state.busyUntil - now)}`
-    : notYourTurn && phase === "open" ? "Wait for your turn in the queue" : "Buy";
+    : notYourTurn && phase === "open" ? "Wait for your turn in the queue"
+    : presale ? "Buy in the presale" : "Buy";
 }
 
 async function refresh() {
@@ -123,6 +139,14 @@ function click() {
 
 async function purchaseUrl() {
   if (state.url) return true;
+  if (phaseNow() === "presale") {
+    const code = ui.code.value.trim();
+    const extra = code ? { presale_code: code } : {};
+    const { status, body } = await throughDoor(`/api/events/${id}/purchase-url`, id, show, extra);
+    if (status === 200) { state.url = body.url; return true; }
+    answered(status, body);
+    return false;
+  }
   if (isQueue()) {
     show(notice("info", "Not your turn yet", "The queue above tells you when it is."));
     return false;
@@ -183,6 +207,10 @@ function answered(status, body) {
     return show(notice("warn", "Your turn's link has expired", "The queue above gives you a new one while tickets last."));
   }
   if (code === "url_expired") { state.url = null; return attempt(); }
+  if (code === "presale_code_required" || code === "presale_code_taken" || body && body.field === "presale_code") {
+    ui.code.focus();
+    return show(notice("warn", code === "presale_code_taken" ? "That code is someone else's" : "Presale code needed", body.message));
+  }
   if (code === "not_open") return show(notice("info", "Not open yet", `Opens ${when(body.opens_at)}.`));
   if (code === "closed") return show(notice("info", "The sale has closed", ""));
   if (status === 401) {

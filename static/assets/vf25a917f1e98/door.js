@@ -7,13 +7,14 @@ import { api, el, notice, serverNow } from "./app.js";
 const asksForProof = (answer) =>
   answer.status === 403 && answer.body && answer.body.error === "challenge_required";
 
-/** `POST path` through the door of sale `eventId`; `show(node)` shows progress. */
-export async function throughDoor(path, eventId, show) {
-  let answer = await api("POST", path);
+/** `POST path` through the door of sale `eventId`, with `extra` fields in the
+ * body (a presale code); `show(node)` shows progress. */
+export async function throughDoor(path, eventId, show, extra = {}) {
+  let answer = await api("POST", path, Object.keys(extra).length ? extra : undefined);
   for (let round = 0; round < 3 && asksForProof(answer); round++) {
     const solved = await solve(eventId, show);
     if (!solved.ok) return solved.answer;
-    answer = await api("POST", path, solved.body);
+    answer = await api("POST", path, { ...extra, ...solved.body });
   }
   return answer;
 }

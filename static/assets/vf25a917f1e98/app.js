@@ -53,7 +53,7 @@ export function countdown(ms) {
 export const money = (cents) => (cents / 100).toLocaleString(undefined, { style: "currency", currency: "EUR" });
 export const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-const PHASES = { hidden: "Hidden", upcoming: "Upcoming", open: "On sale", sold_out: "Sold out", closed: "Closed" };
+const PHASES = { hidden: "Hidden", upcoming: "Upcoming", presale: "Presale", open: "On sale", sold_out: "Sold out", closed: "Closed" };
 export function badge(phase) {
   const span = el("span", { class: `badge ${phase}` }, PHASES[phase] || phase);
   return span;

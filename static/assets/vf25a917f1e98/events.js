@@ -17,7 +17,7 @@ async function main() {
     return el("article", { class: "card" },
       el("h2", {}, el("a", { href: `/event?id=${e.id}` }, e.name)), badge(e.phase),
       el("p", { class: "muted" }, e.venue || ""),
-      el("p", {}, e.phase === "upcoming" ? `Opens ${when(e.opens_at)}` : `Closes ${when(e.closes_at)}`),
+      el("p", {}, e.phase === "upcoming" || e.phase === "presale" ? `Opens ${when(e.opens_at)}` : `Closes ${when(e.closes_at)}`),
       el("p", {}, `From ${money(from)} · ${remaining} of ${total} left`));
   });
   main.replaceChildren(el("h1", {}, "Sales"),

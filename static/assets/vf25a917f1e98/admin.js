@@ -1,6 +1,6 @@
 // The console for operators and admins: events by status, the create/edit form
 // with tiers, the review actions, and a live dashboard per sale.
-import { api, badge, el, header, me, notice, when } from "./app.js";
+import { api, badge, el, fill, header, me, notice, when } from "./app.js";
 
 const main = document.querySelector("main");
 let user = null;
@@ -115,6 +115,10 @@ function form(event) {
       el("div", {}, ...input("opens_at", "Sale opens", { type: "datetime-local", required: true, value: local(e.opens_at || new Date(now + hour).toISOString()) })),
       el("div", {}, ...input("closes_at", "Sale closes", { type: "datetime-local", required: true, value: local(e.closes_at || new Date(now + 3 * hour).toISOString()) }))),
     el("div", { class: "row" },
+      el("div", {}, ...input("presale_opens_at", "Presale opens (optional: code holders only)", { type: "datetime-local", value: e.presale ? local(e.presale.opens_at) : "" })),
+      el("div", {}, ...input("presale_closes_at", "Presale closes (at the latest when the sale opens)", { type: "datetime-local", value: e.presale ? local(e.presale.closes_at) : "" }))),
+    el("div", { class: "field-error", id: "e-presale", "aria-live": "polite" }),
+    el("div", { class: "row" },
       el("div", {}, ...input("per_user_limit", "Per person", { type: "number", min: 1, required: true, value: e.per_user_limit || 2 })),
       el("div", {}, ...input("per_order_limit", "Per order", { type: "number", min: 1, value: e.per_order_limit || "" })),
       el("div", {}, ...input("payment_window_s", "Payment window (s)", { type: "number", min: 10, value: e.payment_window_s || 300 })),
@@ -140,13 +144,16 @@ function form(event) {
     const admission = v("admission") === "auto" ? { mode: "auto" }
       : queue ? { mode: "queue", ...(queue[1] ? { window_s: Number(queue[1]) } : {}) }
       : { rounds: v("admission").split(",").map((p) => Number(p.trim())) };
+    const iso = (n) => (v(n) ? new Date(v(n)).toISOString() : "");
+    const presale = v("presale_opens_at") || v("presale_closes_at")
+      ? { opens_at: iso("presale_opens_at"), closes_at: iso("presale_closes_at") } : undefined;
     const payload = {
       name: v("name"), venue: v("venue"), description: f.querySelector("#f-description").value,
       visible_at: new Date(v("visible_at")).toISOString(), opens_at: new Date(v("opens_at")).toISOString(),
       closes_at: new Date(v("closes_at")).toISOString(),
       per_user_limit: num("per_user_limit"), per_order_limit: num("per_order_limit"),
       payment_window_s: num("payment_window_s"), dedup_window_s: num("dedup_window_s"),
-      admission, buckets: num("buckets"), challenge: v("challenge"),
+      admission, buckets: num("buckets"), challenge: v("challenge"), presale,
       tiers: [...tiers.querySelectorAll(".tier")].map((r) => ({
         name: r.querySelector(".t-name").value.trim(),
         price_cents: Math.round(Number(r.querySelector(".t-price").value) * 100),
@@ -175,7 +182,7 @@ async function dashboard(id) {
   const ledger = el("div", { id: "ledger" });
   const queue = el("div", { id: "queue-figures" });
   const updated = el("p", { class: "muted", "aria-live": "off" });
-  main.replaceChildren(
+  fill(main,
     el("p", {}, el("a", { href: "#" }, "← Console")),
     el("h1", {}, `Dashboard: ${event.name}`),
     el("p", {}, badge(event.phase), " ", el("a", { href: `/api/admin/events/${id}/orders.csv`, download: true }, "Download winners (CSV)")),
@@ -183,6 +190,7 @@ async function dashboard(id) {
     numbers,
     el("section", { class: "card" }, el("h2", {}, "Units over time"), chartBox),
     event.admission && event.admission.mode === "queue" ? el("section", { class: "card" }, el("h2", {}, "Queue"), queue) : null,
+    event.presale ? presaleCard(event) : null,
     el("section", { class: "card" }, el("h2", {}, "Admission funnel"), funnel),
     el("section", { class: "card" }, el("h2", {}, "Tiers"), tiers),
     updated);
@@ -244,6 +252,34 @@ async function dashboard(id) {
   const resize = () => plot && plot.setSize({ width: Math.max(280, chartBox.clientWidth), height: 260 });
   window.addEventListener("resize", resize);
   stop = () => { clearInterval(timer); window.removeEventListener("resize", resize); };
+}
+
+/** A presale's codes: generate, upload as CSV, download with their bindings. */
+function presaleCard(event) {
+  const path = `/api/admin/events/${event.id}/presale/codes`;
+  const said = el("p", { "aria-live": "polite", id: "presale-said" });
+  const tell = ({ ok, body }) => said.replaceChildren(ok
+    ? el("span", { "data-presale": "total" }, `${body.added} codes added · ${body.total} in all`)
+    : problem("Not added", body));
+  const count = el("input", { id: "p-generate", type: "number", min: 1, max: 10000, value: 100, style: "width:8em" });
+  const file = el("input", { id: "p-upload", type: "file", accept: ".csv,text/csv" });
+  file.addEventListener("change", async () => {
+    const chosen = file.files[0];
+    if (!chosen) return;
+    const response = await fetch(`${path}.csv`, { method: "POST", credentials: "same-origin",
+      headers: { "content-type": "text/csv" }, body: await chosen.text() });
+    tell({ ok: response.ok, body: await response.json() });
+    file.value = "";
+  });
+  return el("section", { class: "card" }, el("h2", {}, "Presale codes"),
+    el("p", { class: "muted" }, `Presale ${when(event.presale.opens_at)} – ${when(event.presale.closes_at)}. `,
+      "A code binds to the first account that uses it."),
+    el("div", { class: "row" },
+      el("div", {}, el("label", { for: "p-generate" }, "Generate codes"), count,
+        el("button", { type: "button", onclick: async () => tell(await api("POST", path, { generate: Number(count.value) })) }, "Generate")),
+      el("div", {}, el("label", { for: "p-upload" }, "Upload codes (CSV, one per line)"), file)),
+    el("p", {}, el("a", { href: `${path}.csv`, download: true }, "Download codes with their accounts (CSV)")),
+    said);
 }
 
 /** The queue's figures: entrants, admitted, converted, the frontier, joins
