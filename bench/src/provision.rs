@@ -136,6 +136,7 @@ pub async fn prepare_buy(args: PrepareBuy) -> anyhow::Result<()> {
         // The crowd does not solve challenges (yet): the door stays open.
         challenge: Some(rushgate_core::challenge::ChallengeMode::Off),
         presale: None,
+        velocity: None,
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 1000,

@@ -19,12 +19,14 @@ pub enum Endpoint {
     Order,
     Pay,
     Queue,
+    Challenge,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Self::Time,
         Self::Event,
+        Self::Challenge,
         Self::PurchaseUrl,
         Self::Queue,
         Self::Buy,
@@ -41,6 +43,7 @@ impl Endpoint {
             Self::Order => "GET /api/orders/{id}",
             Self::Pay => "POST pay",
             Self::Queue => "queue join/poll",
+            Self::Challenge => "GET challenge",
         }
     }
 }

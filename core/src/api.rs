@@ -8,6 +8,7 @@ use crate::challenge::{ChallengeMode, Conditions};
 use crate::event::Admission;
 use crate::phase::{Phase, PresaleWindow};
 use crate::role::Role;
+use crate::velocity::Limits;
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +126,9 @@ pub struct EventView {
     /// The presale's window, if the event has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presale: Option<PresaleWindow>,
+    /// The door's velocity limits.
+    #[serde(default)]
+    pub velocity: Limits,
     pub status: EventStatus,
     pub phase: Phase,
     #[serde(with = "time::serde::rfc3339")]

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::challenge::ChallengeMode;
 use crate::phase::{PresaleWindow, Schedule};
+use crate::velocity::Limits;
 
 pub const MAX_TIERS: usize = 20;
 pub const MAX_ROUNDS: usize = 8;
@@ -213,6 +214,9 @@ pub struct EventInput {
     /// A window before the opening for holders of presale codes only.
     #[serde(default)]
     pub presale: Option<PresaleWindow>,
+    /// Tries per minute the door lets an account and an address make.
+    #[serde(default)]
+    pub velocity: Option<Limits>,
     pub tiers: Vec<TierInput>,
 }
 
@@ -239,6 +243,7 @@ pub struct EventSpec {
     pub admission: Admission,
     pub buckets: u32,
     pub challenge: ChallengeMode,
+    pub velocity: Limits,
     pub tiers: Vec<TierSpec>,
 }
 
@@ -337,6 +342,19 @@ impl EventSpec {
             Some(admission) => Admission::from_input(admission)?,
         };
         let buckets = ranged("buckets", input.buckets.unwrap_or(1), 1, MAX_BUCKETS.into())?;
+        let velocity = input.velocity.unwrap_or_default();
+        ranged(
+            "velocity.account_per_min",
+            velocity.account_per_min.into(),
+            1,
+            1_000,
+        )?;
+        ranged(
+            "velocity.address_per_min",
+            velocity.address_per_min.into(),
+            1,
+            1_000_000,
+        )?;
         if input.tiers.is_empty() || input.tiers.len() > MAX_TIERS {
             return Err(FieldError::new(
                 "tiers",
@@ -394,6 +412,7 @@ impl EventSpec {
             admission,
             buckets: buckets as u32,
             challenge: input.challenge.unwrap_or_default(),
+            velocity,
             tiers,
         })
     }

@@ -22,6 +22,28 @@ pub const DEFAULT_ACCOUNT_TRIES_PER_MIN: u32 = 30;
 /// Default tries per minute from one address (high: a NAT of a whole carrier).
 pub const DEFAULT_ADDRESS_TRIES_PER_MIN: u32 = 6_000;
 
+/// An event's velocity limits at its door (the event setting `velocity`;
+/// omitted fields take the defaults). Counts are per account and per address
+/// over a sliding minute, across events; the event asked decides the limit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Tries per minute of one account (1–1000).
+    pub account_per_min: u32,
+    /// Tries per minute from one client address (1–1,000,000).
+    pub address_per_min: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            account_per_min: DEFAULT_ACCOUNT_TRIES_PER_MIN,
+            address_per_min: DEFAULT_ADDRESS_TRIES_PER_MIN,
+        }
+    }
+}
+
 /// Accounts remembered per address and minute: enough to tell a household
 /// from a farm; past it the count stays at the cap.
 const MAX_ACCOUNTS_KEPT: usize = 4_096;

@@ -620,6 +620,7 @@ pub fn sale_input(stock: i64) -> EventInput {
         // The door's own tests and the bots' bench ask for it.
         challenge: Some(ChallengeMode::Off),
         presale: None,
+        velocity: None,
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 1000,

@@ -19,7 +19,7 @@ use rushgate_core::challenge::{
 };
 use rushgate_core::dedup::shard_of;
 use rushgate_core::token::SessionClaims;
-use rushgate_core::velocity::{self, DEFAULT_ACCOUNT_TRIES_PER_MIN, DEFAULT_ADDRESS_TRIES_PER_MIN};
+use rushgate_core::velocity;
 use rushgate_core::{ErrorBody, ErrorCode};
 use time::OffsetDateTime;
 use worker::{Env, Request, Response};
@@ -133,6 +133,7 @@ async fn count_try(
     env: &Env,
     config: &Config,
     user: &SessionClaims,
+    limits: velocity::Limits,
     spend: Option<&ChallengeClaims>,
     now_ms: i64,
 ) -> Result<Tries, EdgeError> {
@@ -140,7 +141,7 @@ async fn count_try(
         user_id: user.user_id,
         now_ms,
         sid: user.sid,
-        limit: DEFAULT_ACCOUNT_TRIES_PER_MIN,
+        limit: limits.account_per_min,
         spend: spend.map(|c| (c.id, c.exp * 1000)),
     };
     let at_address = address_key(req).map(|(address, number)| {
@@ -148,7 +149,7 @@ async fn count_try(
             address,
             user_id: user.user_id,
             now_ms,
-            limit: DEFAULT_ADDRESS_TRIES_PER_MIN,
+            limit: limits.address_per_min,
         };
         (shard_of(number, config.dedup_shards), ask.url())
     });
@@ -233,7 +234,7 @@ pub async fn challenge(
             ));
         }
     };
-    let tries = count_try(req, env, config, &user, None, now_ms).await?;
+    let tries = count_try(req, env, config, &user, view.velocity, None, now_ms).await?;
     let (difficulty, conditions) = asked(&view, &tries, now_ms);
     let difficulty = difficulty.unwrap_or(0);
     let (text, claims) = challenge::issue(
@@ -309,7 +310,16 @@ pub async fn pass(
             ));
         }
     };
-    let tries = count_try(req, env, config, user, claims.as_ref(), now_ms).await?;
+    let tries = count_try(
+        req,
+        env,
+        config,
+        user,
+        view.velocity,
+        claims.as_ref(),
+        now_ms,
+    )
+    .await?;
     if tries.spent {
         return Err(EdgeError::new(
             ErrorCode::ChallengeRequired,

@@ -77,6 +77,7 @@ pub async fn seed(
                 buckets: None,
                 challenge: None,
                 presale: None,
+                velocity: None,
                 tiers: vec![
                     TierInput {
                         name: "Standing".into(),

@@ -328,13 +328,14 @@ test("a sale behind the door: the page solves the challenge in a Web Worker and 
   await context.close();
 });
 
-test("the console's form makes a queue sale behind the door, and editing it keeps both", { timeout: 90_000 }, async () => {
+test("the console's form makes a queue sale behind the door with its limits, and editing it keeps them", { timeout: 90_000 }, async () => {
   const operator = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   await loginThroughPage(operator, stack.operator, "/admin");
   await operator.click("text=New event");
   await operator.fill("#f-name", "Console queue");
   await operator.fill("#f-admission", "queue 60");
   await operator.selectOption("#f-challenge", "always");
+  await operator.fill("#f-account_per_min", "12");
   await operator.locator(".t-stock").first().fill("5");
   await operator.click("#event-form button[type=submit]");
   const row = operator.locator("#events tr", { hasText: "Console queue" });
@@ -345,6 +346,7 @@ test("the console's form makes a queue sale behind the door, and editing it keep
   const created = await find();
   assert.deepEqual(created.admission, { mode: "queue", window_s: 60 });
   assert.equal(created.challenge, "always");
+  assert.deepEqual(created.velocity, { account_per_min: 12, address_per_min: 6000 });
 
   // Saved again from the edit form without a change: still a queue behind the door.
   await row.getByRole("link", { name: "Edit" }).click();
@@ -356,6 +358,7 @@ test("the console's form makes a queue sale behind the door, and editing it keep
   const saved = await find();
   assert.deepEqual(saved.admission, { mode: "queue", window_s: 60 });
   assert.equal(saved.challenge, "always");
+  assert.equal(saved.velocity.account_per_min, 12);
 });
 
 test("a presale: the operator makes codes on the dashboard, a customer buys with one on the sale's page", { timeout: 120_000 }, async () => {

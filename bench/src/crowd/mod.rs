@@ -8,7 +8,7 @@
 mod invariants;
 mod user;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rushgate_client::Client;
 use rushgate_core::api::{DedupLoad, ShardLoad};
+use rushgate_core::challenge::ChallengeMode;
 use rushgate_core::event::{AdmissionInput, EventInput, ModeInput, TierInput};
 use rushgate_core::{Keyring, Role};
 use serde::Serialize;
@@ -83,6 +84,18 @@ pub struct CrowdArgs {
     /// How often a bot fires, ms.
     #[arg(long, default_value_t = 5)]
     pub bot_period_ms: u64,
+    /// The client addresses the bots share (`CF-Connecting-IP`); every person
+    /// has an address of their own.
+    #[arg(long, default_value_t = 5)]
+    pub bot_addresses: u32,
+    /// The sale's door: off, auto or always (SPEC §4, "Bot defence").
+    #[arg(long, default_value = "off", value_parser = challenge_mode)]
+    pub challenge: ChallengeMode,
+    /// How fast a person's device solves the door's challenge, hashes/s
+    /// (Chromium's Web Crypto on a desktop core: docs/BENCHMARKS.md, D1).
+    /// Bots solve at this machine's full native speed.
+    #[arg(long, default_value_t = 165_000.0)]
+    pub human_hashes_per_s: f64,
     /// A buyer gives up after this long.
     #[arg(long, default_value_t = 120)]
     pub max_seconds: u64,
@@ -147,12 +160,28 @@ pub struct Shared {
     pub queue: bool,
     /// When a buyer was first told the sale is sold out.
     first_sold_out: Mutex<Option<Instant>>,
+    pub bot_addresses: u32,
+    pub human_hashes_per_s: f64,
+    /// Who got a hold: user index → seconds from the opening.
+    hold_times: Mutex<HashMap<usize, f64>>,
+    /// Bots' time solving challenges (the solving threads' time, ns), and
+    /// the hashes they computed.
+    bot_cpu_ns: AtomicU64,
+    bot_hashes: AtomicU64,
 }
 
 impl Shared {
     fn held(&self, id: Uuid) {
         if let Ok(mut held) = self.held.lock() {
             held.insert(id);
+        }
+    }
+
+    /// `user` got a hold now.
+    fn held_by(&self, user: usize, opens_at: OffsetDateTime) {
+        let after = (OffsetDateTime::now_utc() - opens_at).as_seconds_f64();
+        if let Ok(mut times) = self.hold_times.lock() {
+            times.entry(user).or_insert(after);
         }
     }
 
@@ -185,6 +214,10 @@ pub struct Report {
     pub buyers_per_s: f64,
     /// Seconds from the opening until a buyer was first told "sold out".
     pub sold_out_after_s: Option<f64>,
+    /// With bots: what they won, and what it cost them.
+    pub bots_report: Option<BotsReport>,
+    /// People's median seconds from the opening to a hold (those who got one).
+    pub human_median_hold_s: Option<f64>,
     /// In a queue sale: queue requests (joins and polls) per buyer, and the
     /// event's frontier object's load (asks, busiest second).
     pub queue_requests_per_buyer: Option<f64>,
@@ -193,6 +226,31 @@ pub struct Report {
     /// all), since they started.
     pub dedup: Option<DedupSummary>,
     pub violations: Vec<String>,
+}
+
+/// The bots' share of the crowd and of the units, and their work.
+#[derive(Debug, Clone, Serialize)]
+pub struct BotsReport {
+    pub share_of_crowd: f64,
+    pub units: i64,
+    pub share_of_units: f64,
+    /// SHA-256 hashes the bots computed to answer the door.
+    pub hashes: u64,
+    /// Seconds the bots' solving threads ran (this machine's cores, shared
+    /// with the stack: an upper bound of the CPU time).
+    pub cpu_s: f64,
+    pub cpu_s_per_unit: Option<f64>,
+}
+
+/// The middle of `values` (sorted here).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
 }
 
 /// The edge's dedup Durable Objects after the run.
@@ -225,6 +283,12 @@ impl DedupSummary {
             },
         }
     }
+}
+
+/// `off`, `auto` or `always`.
+fn challenge_mode(spec: &str) -> Result<ChallengeMode, String> {
+    serde_json::from_value(serde_json::Value::String(spec.to_owned()))
+        .map_err(|_| "off, auto or always".to_owned())
 }
 
 fn admission(spec: &str) -> anyhow::Result<AdmissionInput> {
@@ -277,9 +341,9 @@ pub async fn provision(args: &CrowdArgs, db: &PgPool, keys: &Keyring) -> anyhow:
         dedup_window_s: Some(i64::from(args.dedup_window_s)),
         admission: Some(admission(&args.admission)?),
         buckets: args.buckets.map(i64::from),
-        // The crowd does not solve challenges (yet): the door stays open.
-        challenge: Some(rushgate_core::challenge::ChallengeMode::Off),
+        challenge: Some(args.challenge),
         presale: None,
+        velocity: None,
         tiers: vec![TierInput {
             name: "GA".into(),
             price_cents: 2500,
@@ -340,6 +404,11 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         sold_out_answers: AtomicU64::new(0),
         queue: args.admission == "queue",
         first_sold_out: Mutex::new(None),
+        bot_addresses: args.bot_addresses.max(1),
+        human_hashes_per_s: args.human_hashes_per_s.max(1.0),
+        hold_times: Mutex::new(HashMap::new()),
+        bot_cpu_ns: AtomicU64::new(0),
+        bot_hashes: AtomicU64::new(0),
     });
     let buys_before = origin_buys(&origin).await?;
 
@@ -359,6 +428,7 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
     }));
     // Bots are spread evenly through the crowd.
     let stride = total.checked_div(bots).map_or(usize::MAX, |s| s.max(1));
+    let is_bot = move |i: usize| i.is_multiple_of(stride) && i / stride < bots;
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         if args.mode == Mode::Open && i > 0 {
@@ -367,10 +437,10 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         let permit = gate.clone().acquire_owned().await?;
         let (shared, sale, progress) = (shared.clone(), sale.clone(), progress.clone());
         let period = Duration::from_millis(args.bot_period_ms);
+        let bot = is_bot(i);
         tasks.push(tokio::spawn(async move {
-            let is_bot = i % stride == 0 && i / stride < bots;
-            let ending = if is_bot {
-                user::bot(&shared, &sale, i, period).await
+            let ending = if bot {
+                user::bot(&shared, &sale, i, i / stride, period).await
             } else {
                 user::buyer(&shared, &sale, i).await
             };
@@ -415,6 +485,30 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         let since_opening = (OffsetDateTime::now_utc() - sale.opens_at).as_seconds_f64();
         since_opening - first.elapsed().as_secs_f64()
     });
+    let hold_times = shared
+        .hold_times
+        .lock()
+        .map(|t| t.clone())
+        .unwrap_or_default();
+    let human_median_hold_s = median(
+        hold_times
+            .iter()
+            .filter(|(user, _)| !is_bot(**user))
+            .map(|(_, s)| *s)
+            .collect(),
+    );
+    let bots_report = (bots > 0).then(|| {
+        let units = hold_times.keys().filter(|u| is_bot(**u)).count() as i64 * args.quantity;
+        let cpu_s = shared.bot_cpu_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        BotsReport {
+            hashes: shared.bot_hashes.load(Ordering::Relaxed),
+            share_of_crowd: bots as f64 / total.max(1) as f64,
+            units,
+            share_of_units: units as f64 / check.units_sold.max(1) as f64,
+            cpu_s,
+            cpu_s_per_unit: (units > 0).then(|| cpu_s / units as f64),
+        }
+    });
     Ok(Report {
         event_id: sale.event_id,
         users: total as u32,
@@ -432,6 +526,8 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         origin_buy_per_unit: origin_buy_requests as f64 / check.units_sold.max(1) as f64,
         buyers_per_s: total as f64 / elapsed.as_secs_f64().max(0.001),
         sold_out_after_s,
+        bots_report,
+        human_median_hold_s,
         queue_requests_per_buyer: shared
             .queue
             .then(|| queue_requests as f64 / total.max(1) as f64),
@@ -451,6 +547,23 @@ pub fn render(report: &Report) -> String {
     out.push_str(&format!("buyers per second {:.0}\n", report.buyers_per_s));
     if let Some(s) = report.sold_out_after_s {
         out.push_str(&format!("sold out {s:.1} s after the opening\n"));
+    }
+    if let Some(s) = report.human_median_hold_s {
+        out.push_str(&format!(
+            "people's median time from the opening to a hold {s:.2} s\n"
+        ));
+    }
+    if let Some(b) = &report.bots_report {
+        out.push_str(&format!(
+            "bots: {:.1} % of the crowd, {} units = {:.1} % of units sold; {} hashes, {:.2} CPU-s solving, {} per unit won\n",
+            b.share_of_crowd * 100.0,
+            b.units,
+            b.share_of_units * 100.0,
+            b.hashes,
+            b.cpu_s,
+            b.cpu_s_per_unit
+                .map_or("none won".to_owned(), |s| format!("{s:.3} CPU-s")),
+        ));
     }
     if let Some(per_buyer) = report.queue_requests_per_buyer {
         out.push_str(&format!("queue requests per buyer {per_buyer:.2}\n"));

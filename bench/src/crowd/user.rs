@@ -2,16 +2,19 @@
 //! on `/api/time`, look at the event, wait for the opening, ask for a purchase
 //! URL (in a queue sale: join the queue and poll it until admitted), buy —
 //! honouring `retry_after_s` and retry tokens — poll the order, and pay
-//! with some probability. And one bot, behaving like the ticket-grabbing scripts
-//! in the wild: hammering `/buy` every few milliseconds, replaying someone else's
-//! URL, going straight to the origin.
+//! with some probability; through the sale's door when it asks, solving at a
+//! browser's pace. And one bot, behaving like the ticket-grabbing scripts in the
+//! wild: many accounts behind a few addresses, firing at the exact second,
+//! solving the door at full native speed, hammering `/buy` every few
+//! milliseconds, replaying someone else's URL, going straight to the origin.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use rushgate_client::{Bought, Client, Error};
 use rushgate_core::ErrorCode;
-use rushgate_core::api::OrderStatus;
+use rushgate_core::api::{DoorAnswer, OrderStatus};
+use rushgate_core::challenge;
 use rushgate_core::queue::wire::QueueState;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -81,8 +84,70 @@ async fn until_server_time(instant: OffsetDateTime, offset: time::Duration) {
     }
 }
 
+/// Who is asking: a person (an address of their own, a browser's pace at the
+/// door) or a bot (numbered among the bots; a shared address, full speed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Person,
+    Bot,
+}
+
+/// A person's client: signed in, from an address of their own.
+fn person(shared: &Shared, sale: &Sale, user: usize) -> Client {
+    let address = format!(
+        "10.{}.{}.{}",
+        (user >> 16) & 255,
+        (user >> 8) & 255,
+        user & 255
+    );
+    shared
+        .client
+        .as_user(&sale.users[user].1)
+        .from_address(address)
+}
+
+/// Solves the door's challenge for `client`: a person at the pace of their
+/// browser, a bot as fast as this machine goes (its time counted).
+async fn solve_door(shared: &Shared, sale: &Sale, client: &Client, who: Who) -> Option<DoorAnswer> {
+    let asked = call(
+        shared,
+        Endpoint::Challenge,
+        ok200,
+        client.challenge(sale.event_id, false),
+    )
+    .await
+    .ok()?;
+    let started = Instant::now();
+    let (text, difficulty) = (asked.challenge.clone(), asked.difficulty);
+    let nonce = tokio::task::spawn_blocking(move || challenge::solve(&text, difficulty))
+        .await
+        .ok()?;
+    let spent = started.elapsed();
+    match who {
+        Who::Bot => {
+            // The solver counts up from 0: the nonce tells the tries.
+            shared
+                .bot_hashes
+                .fetch_add(nonce + 1, std::sync::atomic::Ordering::Relaxed);
+            shared.bot_cpu_ns.fetch_add(
+                u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        Who::Person => {
+            let browser = 2f64.powi(i32::from(difficulty)) / shared.human_hashes_per_s;
+            tokio::time::sleep(Duration::from_secs_f64(browser).saturating_sub(spent)).await;
+        }
+    }
+    Some(DoorAnswer {
+        challenge: Some(asked.challenge),
+        nonce: Some(nonce.to_string()),
+        presale_code: None,
+    })
+}
+
 pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
-    let client = shared.client.as_user(&sale.users[user].1);
+    let client = person(shared, sale, user);
     let offset = clock_offset(shared, &client).await;
     let visitor = format!("v{user}");
     let _ = call(
@@ -101,7 +166,7 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
         let jitter = time::Duration::milliseconds(rand::random_range(0..250));
         until_server_time(sale.opens_at + jitter, offset).await;
         let deadline = Instant::now() + shared.max_duration;
-        purchase_url(shared, sale, &client, deadline).await
+        purchase_url(shared, sale, &client, Who::Person, deadline).await
     };
     let Some(url) = url else {
         return Ending::SoldOut;
@@ -121,6 +186,7 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
         match call(shared, Endpoint::Buy, bought, attempt).await {
             Ok(b) => {
                 shared.held(b.reservation.reservation_id);
+                shared.held_by(user, sale.opens_at);
                 break b.reservation.reservation_id;
             }
             Err(e) => match e.code() {
@@ -133,6 +199,7 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
                         && let Some(id) = live_order(shared, &client, sale.event_id).await =>
                 {
                     shared.held(id);
+                    shared.held_by(user, sale.opens_at);
                     break id;
                 }
                 Some(ErrorCode::SoldOut) => {
@@ -163,23 +230,42 @@ async fn live_order(shared: &Shared, client: &Client, event_id: i64) -> Option<U
     })
 }
 
-/// Asks for a purchase URL, waiting out `not_open`; `None` if sold out or closed.
+/// Asks for a purchase URL, waiting out `not_open` and answering the door
+/// when it asks; `None` if sold out or closed. A person waits as told when
+/// slowed down; a bot tries again at once.
 async fn purchase_url(
     shared: &Shared,
     sale: &Sale,
     client: &Client,
+    who: Who,
     deadline: Instant,
 ) -> Option<String> {
+    let mut door = DoorAnswer::default();
     loop {
         let answer = call(
             shared,
             Endpoint::PurchaseUrl,
             ok200,
-            client.purchase_url(sale.event_id),
+            client.purchase_url_with(sale.event_id, &door),
         )
         .await;
+        door = DoorAnswer::default();
         match answer {
             Ok(issued) => return Some(issued.url),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::ChallengeRequired | ErrorCode::ChallengeFailed)
+                ) =>
+            {
+                door = solve_door(shared, sale, client, who)
+                    .await
+                    .unwrap_or_default();
+            }
+            Err(e) if e.code() == Some(ErrorCode::SlowDown) => match who {
+                Who::Person => tokio::time::sleep(retry_after(&e)).await,
+                Who::Bot => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
             Err(e) if e.code() == Some(ErrorCode::SoldOut) => {
                 shared.told_sold_out();
                 return None;
@@ -206,16 +292,28 @@ async fn queue_turn(
     client: &Client,
     deadline: Instant,
 ) -> Option<String> {
+    let mut door = DoorAnswer::default();
     let mut status = loop {
         let join = call(
             shared,
             Endpoint::Queue,
             ok200,
-            client.join_queue(sale.event_id),
+            client.join_queue_with(sale.event_id, &door),
         )
         .await;
+        door = DoorAnswer::default();
         match join {
             Ok(status) => break status,
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::ChallengeRequired | ErrorCode::ChallengeFailed)
+                ) =>
+            {
+                door = solve_door(shared, sale, client, Who::Person)
+                    .await
+                    .unwrap_or_default();
+            }
             Err(e) if e.code() == Some(ErrorCode::SoldOut) => {
                 shared.told_sold_out();
                 return None;
@@ -280,12 +378,22 @@ async fn settle(shared: &Shared, client: &Client, id: Uuid, deadline: Instant) -
 /// regardless of answers, sometimes with another user's URL, sometimes straight
 /// at the origin, until it holds something, is told sold out or runs out of
 /// attempts.
-pub async fn bot(shared: &Shared, sale: &Sale, user: usize, period: Duration) -> Ending {
-    let client = shared.client.as_user(&sale.users[user].1);
+pub async fn bot(
+    shared: &Shared,
+    sale: &Sale,
+    user: usize,
+    number: usize,
+    period: Duration,
+) -> Ending {
+    let address = format!("198.51.100.{}", number as u32 % shared.bot_addresses);
+    let client = shared
+        .client
+        .as_user(&sale.users[user].1)
+        .from_address(address);
     let offset = clock_offset(shared, &client).await;
     until_server_time(sale.opens_at, offset).await;
     let deadline = Instant::now() + shared.max_duration;
-    let Some(url) = purchase_url(shared, sale, &client, deadline).await else {
+    let Some(url) = purchase_url(shared, sale, &client, Who::Bot, deadline).await else {
         return Ending::SoldOut;
     };
     let stolen = shared
@@ -308,6 +416,8 @@ pub async fn bot(shared: &Shared, sale: &Sale, user: usize, period: Duration) ->
         match answer {
             Ok(b) => {
                 shared.held(b.reservation.reservation_id);
+                // (A replayed URL never holds: it is bound to its user.)
+                shared.held_by(user, sale.opens_at);
                 return Ending::Held;
             }
             Err(e) if e.code() == Some(ErrorCode::SoldOut) => {

@@ -6,6 +6,7 @@ use rushgate_core::api::EventStatus;
 use rushgate_core::challenge::ChallengeMode;
 use rushgate_core::draw::Seed;
 use rushgate_core::event::{Admission, EventSpec};
+use rushgate_core::velocity::Limits;
 use rushgate_core::{Phase, PresaleWindow, Schedule};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor, PgPool};
@@ -27,6 +28,7 @@ pub struct EventRecord {
     pub admission: Admission,
     pub buckets: u32,
     pub challenge: ChallengeMode,
+    pub velocity: Limits,
     pub status: EventStatus,
     pub review_note: Option<String>,
     pub tiers: Vec<TierRecord>,
@@ -87,6 +89,7 @@ struct EventRow {
     challenge: Json<ChallengeMode>,
     presale_opens_at: Option<OffsetDateTime>,
     presale_closes_at: Option<OffsetDateTime>,
+    velocity: Json<Limits>,
     status: String,
     review_note: Option<String>,
     draw_seed: Option<Vec<u8>>,
@@ -119,6 +122,7 @@ impl EventRow {
             admission: self.admission.0,
             buckets: self.buckets as u32,
             challenge: self.challenge.0,
+            velocity: self.velocity.0,
             status: EventStatus::parse(&self.status).unwrap_or(EventStatus::Draft),
             review_note: self.review_note,
             tiers,
@@ -131,7 +135,8 @@ impl EventRow {
 
 const EVENT_COLUMNS: &str = "id, owner_id, name, venue, description, visible_at, opens_at, \
      closes_at, per_user_limit, per_order_limit, payment_window_s, dedup_window_s, admission, \
-     buckets, challenge, presale_opens_at, presale_closes_at, status, review_note, draw_seed";
+     buckets, challenge, presale_opens_at, presale_closes_at, velocity, status, review_note, \
+     draw_seed";
 
 async fn with_tiers(pool: &PgPool, rows: Vec<EventRow>) -> sqlx::Result<Vec<EventRecord>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -197,8 +202,8 @@ pub async fn insert(pool: &PgPool, owner_id: i64, spec: &EventSpec) -> sqlx::Res
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO events (owner_id, name, venue, description, visible_at, opens_at, \
          closes_at, per_user_limit, per_order_limit, payment_window_s, dedup_window_s, \
-         admission, buckets, challenge, presale_opens_at, presale_closes_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) \
+         admission, buckets, challenge, presale_opens_at, presale_closes_at, velocity) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) \
          RETURNING id",
     )
     .bind(owner_id)
@@ -217,6 +222,7 @@ pub async fn insert(pool: &PgPool, owner_id: i64, spec: &EventSpec) -> sqlx::Res
     .bind(Json(spec.challenge))
     .bind(spec.schedule.presale.map(|p| p.opens_at))
     .bind(spec.schedule.presale.map(|p| p.closes_at))
+    .bind(Json(spec.velocity))
     .fetch_one(&mut *tx)
     .await?;
     insert_tiers(&mut *tx, id, spec).await?;
@@ -254,7 +260,7 @@ pub async fn update(pool: &PgPool, id: i64, spec: &EventSpec) -> sqlx::Result<bo
         "UPDATE events SET name=$2, venue=$3, description=$4, visible_at=$5, opens_at=$6, \
          closes_at=$7, per_user_limit=$8, per_order_limit=$9, payment_window_s=$10, \
          dedup_window_s=$11, admission=$12, buckets=$13, challenge=$14, \
-         presale_opens_at=$15, presale_closes_at=$16, status='draft', \
+         presale_opens_at=$15, presale_closes_at=$16, velocity=$17, status='draft', \
          review_note=NULL, \
          updated_at=now() WHERE id=$1 AND status IN ('draft', 'rejected')",
     )
@@ -274,6 +280,7 @@ pub async fn update(pool: &PgPool, id: i64, spec: &EventSpec) -> sqlx::Result<bo
     .bind(Json(spec.challenge))
     .bind(spec.schedule.presale.map(|p| p.opens_at))
     .bind(spec.schedule.presale.map(|p| p.closes_at))
+    .bind(Json(spec.velocity))
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -39,6 +39,7 @@ pub fn full(event: &EventRecord, now: OffsetDateTime, remaining: &Remaining) -> 
         buckets: event.buckets,
         challenge: event.challenge,
         presale: event.schedule.presale,
+        velocity: event.velocity,
         status: event.status,
         phase: event.phase(now, stock::total(event, remaining)),
         server_time: now,

@@ -9,7 +9,7 @@ use rushgate_core::challenge::{
     self, ChallengeMode, QUIET_ACCOUNTS_ON_ADDRESS, SLOW_LANE_EASIER_BITS,
 };
 use rushgate_core::event::{AdmissionInput, ModeInput};
-use rushgate_core::velocity::DEFAULT_ACCOUNT_TRIES_PER_MIN;
+use rushgate_core::velocity::{DEFAULT_ACCOUNT_TRIES_PER_MIN, Limits};
 use rushgate_core::{ErrorCode, Role};
 use rushgate_system_tests::{at, sale_input, stack};
 
@@ -161,10 +161,25 @@ async fn the_door_asks_checks_and_spends_its_challenges() {
             .is_some_and(|s| (1..=60).contains(&s))
     );
 
-    // A lottery sale's purchase URL is behind the same door.
+    // A lottery sale's purchase URL is behind the same door, whose limits are
+    // the event's: here 5 tries a minute per account.
     let mut lottery = sale_input(10);
     lottery.challenge = Some(ChallengeMode::Always);
-    let lottery = stack.sale(&lottery).await.unwrap().id;
+    lottery.velocity = Some(Limits {
+        account_per_min: 5,
+        ..Limits::default()
+    });
+    let lottery = stack.sale(&lottery).await.unwrap();
+    assert_eq!(lottery.velocity.account_per_min, 5);
+    let lottery = lottery.id;
+    let (_, hasty) = stack.user(Role::Customer).await.unwrap();
+    let hasty = hasty.from_address("203.0.113.51");
+    let tries: Vec<bool> = futures::future::join_all(
+        (0..7).map(|_| async { hasty.challenge(lottery, false).await.is_ok() }),
+    )
+    .await;
+    // Seven at once: the shard counts them in turn.
+    assert_eq!(tries.iter().filter(|ok| **ok).count(), 5, "{tries:?}");
     let (_, carol) = stack.user(Role::Customer).await.unwrap();
     let carol = carol.from_address("192.0.2.9");
     let refused = carol.purchase_url(lottery).await.unwrap_err();

@@ -129,6 +129,10 @@ function form(event) {
       el("div", {}, el("label", { for: "f-challenge" }, "Proof of work at the door"),
         el("select", { id: "f-challenge", name: "challenge" }, doorOptions),
         el("div", { class: "field-error", id: "e-challenge", "aria-live": "polite" }))),
+    el("div", { class: "row" },
+      el("div", {}, ...input("account_per_min", "Door tries a minute per account", { type: "number", min: 1, max: 1000, value: e.velocity ? e.velocity.account_per_min : 30 })),
+      el("div", {}, ...input("address_per_min", "Door tries a minute per address", { type: "number", min: 1, max: 1000000, value: e.velocity ? e.velocity.address_per_min : 6000 }))),
+    el("div", { class: "field-error", id: "e-velocity", "aria-live": "polite" }),
     el("fieldset", {}, el("legend", {}, "Tiers"), tiers,
       el("div", { class: "field-error", id: "e-tiers", "aria-live": "polite" }),
       el("button", { type: "button", class: "secondary", onclick: () => tiers.append(tierRow()) }, "Add tier")),
@@ -154,6 +158,7 @@ function form(event) {
       per_user_limit: num("per_user_limit"), per_order_limit: num("per_order_limit"),
       payment_window_s: num("payment_window_s"), dedup_window_s: num("dedup_window_s"),
       admission, buckets: num("buckets"), challenge: v("challenge"), presale,
+      velocity: { account_per_min: num("account_per_min"), address_per_min: num("address_per_min") },
       tiers: [...tiers.querySelectorAll(".tier")].map((r) => ({
         name: r.querySelector(".t-name").value.trim(),
         price_cents: Math.round(Number(r.querySelector(".t-price").value) * 100),
