@@ -164,9 +164,7 @@ pub struct Shared {
     pub human_hashes_per_s: f64,
     /// Who got a hold: user index → seconds from the opening.
     hold_times: Mutex<HashMap<usize, f64>>,
-    /// Bots' time solving challenges (the solving threads' time, ns), and
-    /// the hashes they computed.
-    bot_cpu_ns: AtomicU64,
+    /// The hashes bots computed to answer the door.
     bot_hashes: AtomicU64,
 }
 
@@ -236,10 +234,19 @@ pub struct BotsReport {
     pub share_of_units: f64,
     /// SHA-256 hashes the bots computed to answer the door.
     pub hashes: u64,
-    /// Seconds the bots' solving threads ran (this machine's cores, shared
-    /// with the stack: an upper bound of the CPU time).
+    /// What those hashes cost one core of this machine at the native solver's
+    /// rate, measured before the crowd came (`native_hashes_per_s`).
     pub cpu_s: f64,
     pub cpu_s_per_unit: Option<f64>,
+    pub native_hashes_per_s: f64,
+}
+
+/// How many hashes a second the native solver does on one core here: one
+/// fixed challenge of 20 bits, timed (its nonce counts the tries).
+fn native_hash_rate() -> f64 {
+    let started = Instant::now();
+    let nonce = rushgate_core::challenge::solve("rushgate bench calibration", 20);
+    (nonce + 1) as f64 / started.elapsed().as_secs_f64().max(1e-9)
 }
 
 /// The middle of `values` (sorted here).
@@ -407,10 +414,10 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         bot_addresses: args.bot_addresses.max(1),
         human_hashes_per_s: args.human_hashes_per_s.max(1.0),
         hold_times: Mutex::new(HashMap::new()),
-        bot_cpu_ns: AtomicU64::new(0),
         bot_hashes: AtomicU64::new(0),
     });
     let buys_before = origin_buys(&origin).await?;
+    let native_hashes_per_s = tokio::task::spawn_blocking(native_hash_rate).await?;
 
     let total = sale.users.len();
     let bots = ((total as f64) * args.bots.clamp(0.0, 1.0)).round() as usize;
@@ -499,9 +506,11 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
     );
     let bots_report = (bots > 0).then(|| {
         let units = hold_times.keys().filter(|u| is_bot(**u)).count() as i64 * args.quantity;
-        let cpu_s = shared.bot_cpu_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let hashes = shared.bot_hashes.load(Ordering::Relaxed);
+        let cpu_s = hashes as f64 / native_hashes_per_s;
         BotsReport {
-            hashes: shared.bot_hashes.load(Ordering::Relaxed),
+            hashes,
+            native_hashes_per_s,
             share_of_crowd: bots as f64 / total.max(1) as f64,
             units,
             share_of_units: units as f64 / check.units_sold.max(1) as f64,
@@ -555,7 +564,7 @@ pub fn render(report: &Report) -> String {
     }
     if let Some(b) = &report.bots_report {
         out.push_str(&format!(
-            "bots: {:.1} % of the crowd, {} units = {:.1} % of units sold; {} hashes, {:.2} CPU-s solving, {} per unit won\n",
+            "bots: {:.1} % of the crowd, {} units = {:.1} % of units sold; {} hashes = {:.2} CPU-s of one core here, {} per unit won\n",
             b.share_of_crowd * 100.0,
             b.units,
             b.share_of_units * 100.0,

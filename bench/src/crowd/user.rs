@@ -122,20 +122,16 @@ async fn solve_door(shared: &Shared, sale: &Sale, client: &Client, who: Who) -> 
     let nonce = tokio::task::spawn_blocking(move || challenge::solve(&text, difficulty))
         .await
         .ok()?;
-    let spent = started.elapsed();
     match who {
+        // The solver counts up from 0: the nonce tells the tries.
         Who::Bot => {
-            // The solver counts up from 0: the nonce tells the tries.
             shared
                 .bot_hashes
                 .fetch_add(nonce + 1, std::sync::atomic::Ordering::Relaxed);
-            shared.bot_cpu_ns.fetch_add(
-                u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX),
-                std::sync::atomic::Ordering::Relaxed,
-            );
         }
         Who::Person => {
-            let browser = 2f64.powi(i32::from(difficulty)) / shared.human_hashes_per_s;
+            let browser = (nonce + 1) as f64 / shared.human_hashes_per_s;
+            let spent = started.elapsed();
             tokio::time::sleep(Duration::from_secs_f64(browser).saturating_sub(spent)).await;
         }
     }
@@ -160,7 +156,7 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
     let url = if shared.queue {
         // In line as soon as they arrive; the queue says when to buy.
         let deadline = Instant::now() + shared.max_duration;
-        queue_turn(shared, sale, &client, deadline).await
+        queue_turn(shared, sale, &client, Who::Person, deadline).await
     } else {
         // People do not all click in the same millisecond.
         let jitter = time::Duration::milliseconds(rand::random_range(0..250));
@@ -285,11 +281,13 @@ async fn purchase_url(
 }
 
 /// Joins the sale's queue and polls as the page does (`poll_after_s`, plus up
-/// to a quarter); the purchase URL once admitted, `None` once sold out or closed.
+/// to a quarter) — a bot every quarter second; the purchase URL once
+/// admitted, `None` once sold out or closed.
 async fn queue_turn(
     shared: &Shared,
     sale: &Sale,
     client: &Client,
+    who: Who,
     deadline: Instant,
 ) -> Option<String> {
     let mut door = DoorAnswer::default();
@@ -310,7 +308,7 @@ async fn queue_turn(
                     Some(ErrorCode::ChallengeRequired | ErrorCode::ChallengeFailed)
                 ) =>
             {
-                door = solve_door(shared, sale, client, Who::Person)
+                door = solve_door(shared, sale, client, who)
                     .await
                     .unwrap_or_default();
             }
@@ -340,7 +338,12 @@ async fn queue_turn(
         if Instant::now() > deadline {
             return None;
         }
-        let wait = status.poll_after_s.clamp(1, 30) as f64 * (1.0 + rand::random::<f64>() * 0.25);
+        let wait = match who {
+            Who::Person => {
+                status.poll_after_s.clamp(1, 30) as f64 * (1.0 + rand::random::<f64>() * 0.25)
+            }
+            Who::Bot => 0.25,
+        };
         tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         let poll = call(
             shared,
@@ -374,7 +377,8 @@ async fn settle(shared: &Shared, client: &Client, id: Uuid, deadline: Instant) -
     }
 }
 
-/// A ticket bot: one legitimate purchase URL, then `/buy` every `period`
+/// A ticket bot: one legitimate purchase URL (at the opening's exact second;
+/// in a queue sale from the queue, polled four times a second), then `/buy` every `period`
 /// regardless of answers, sometimes with another user's URL, sometimes straight
 /// at the origin, until it holds something, is told sold out or runs out of
 /// attempts.
@@ -391,9 +395,15 @@ pub async fn bot(
         .as_user(&sale.users[user].1)
         .from_address(address);
     let offset = clock_offset(shared, &client).await;
-    until_server_time(sale.opens_at, offset).await;
     let deadline = Instant::now() + shared.max_duration;
-    let Some(url) = purchase_url(shared, sale, &client, Who::Bot, deadline).await else {
+    let url = if shared.queue {
+        // In line at once (the pre-queue's order is a draw), then polling hard.
+        queue_turn(shared, sale, &client, Who::Bot, deadline).await
+    } else {
+        until_server_time(sale.opens_at, offset).await;
+        purchase_url(shared, sale, &client, Who::Bot, deadline).await
+    };
+    let Some(url) = url else {
         return Ending::SoldOut;
     };
     let stolen = shared

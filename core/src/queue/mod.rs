@@ -122,9 +122,10 @@ pub struct Flow {
 }
 
 /// The share of admitted users who buy, before any has had the chance: the
-/// loop starts by admitting twice the stock, and corrects itself as users buy
-/// or let their window pass.
-pub const PRIOR_CONVERSION: f64 = 0.5;
+/// loop starts by admitting as many as there are units — each admitted user
+/// has a unit waiting for their whole window, however often they poll — and
+/// admits more as windows pass without a purchase.
+pub const PRIOR_CONVERSION: f64 = 1.0;
 
 /// How many admitted users it takes to learn the conversion on its own.
 const PRIOR_WEIGHT: f64 = 20.0;
@@ -271,8 +272,8 @@ mod tests {
     }
 
     #[test]
-    fn the_loop_starts_at_twice_the_stock_and_follows_conversion() {
-        assert_eq!(flow(100).to_admit(), 200);
+    fn the_loop_starts_at_the_stock_and_follows_conversion() {
+        assert_eq!(flow(100).to_admit(), 100);
         let keen = Flow {
             admitted: 1_000,
             converted: 900,
@@ -286,17 +287,17 @@ mod tests {
         };
         assert_eq!(idle.to_admit(), 1_000, "capped at ten per unit");
         let waiting = Flow {
-            holding_window: 150,
+            holding_window: 60,
             ..flow(100)
         };
-        assert_eq!(waiting.to_admit(), 50);
+        assert_eq!(waiting.to_admit(), 40);
     }
 
     #[test]
     fn chances_and_waits_read_as_a_person_would() {
         let f = flow(10);
         assert_eq!(f.chance(0), 1.0);
-        assert!((f.chance(79) - 0.25).abs() < 1e-9, "{}", f.chance(79));
+        assert!((f.chance(79) - 0.125).abs() < 1e-9, "{}", f.chance(79));
         assert_eq!(flow(0).chance(0), 0.0);
         assert_eq!(estimated_wait_s(100, 10.0), Some(10));
         assert_eq!(estimated_wait_s(100, 0.0), None);
