@@ -6,6 +6,8 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt as _};
 use rushgate_client::Client;
 use rushgate_core::api::DoorAnswer;
+use rushgate_core::event::{AdmissionInput, ModeInput};
+use rushgate_core::queue::wire::QueueState;
 use rushgate_core::{ErrorCode, Phase, PresaleWindow, Role, presale};
 use rushgate_system_tests::{at, eventually, sale_input, stack, until_some};
 
@@ -194,4 +196,45 @@ async fn only_code_holders_buy_in_the_presale_and_a_code_binds_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("the stats never showed two units held: {last:?}");
+}
+
+#[tokio::test]
+async fn a_queue_sale_s_presale_buys_directly_while_the_pre_queue_fills() {
+    let stack = stack().await;
+    let mut input = sale_input(10);
+    input.per_user_limit = 1;
+    input.presale = Some(PresaleWindow {
+        opens_at: at(-1),
+        closes_at: at(600),
+    });
+    input.opens_at = at(900);
+    input.closes_at = at(3_600);
+    input.admission = Some(AdmissionInput {
+        mode: Some(ModeInput::Queue),
+        ..AdmissionInput::default()
+    });
+    let sale = stack.sale(&input).await.unwrap();
+    let (event, tier) = (sale.id, sale.tiers[0].id);
+    let admin = stack.admin().await.unwrap();
+    admin.generate_presale_codes(event, 1).await.unwrap();
+    let csv = admin.presale_codes_csv(event).await.unwrap();
+    let code = bindings(&csv)[0].0.clone();
+
+    // A code holder buys in the presale without the queue.
+    let (_, fan) = stack.user(Role::Customer).await.unwrap();
+    let url = fan
+        .purchase_url_with(event, &with_code(&code))
+        .await
+        .unwrap();
+    fan.buy(&url.url, tier, 1, None).await.unwrap();
+    // Everyone else joins the pre-queue meanwhile, and buys nothing yet.
+    let (_, other) = stack.user(Role::Customer).await.unwrap();
+    let joined = other.join_queue(event).await.unwrap();
+    assert_eq!(joined.state, QueueState::PreQueue);
+    let refused = other.purchase_url(event).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(ErrorCode::PresaleCodeRequired),
+        "{refused}"
+    );
 }
