@@ -169,14 +169,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn held(&self, id: Uuid) {
+    /// `user` holds reservation `id` now (`opens_at`: the sale's opening).
+    fn held(&self, id: Uuid, user: usize, opens_at: OffsetDateTime) {
         if let Ok(mut held) = self.held.lock() {
             held.insert(id);
         }
-    }
-
-    /// `user` got a hold now.
-    fn held_by(&self, user: usize, opens_at: OffsetDateTime) {
         let after = (OffsetDateTime::now_utc() - opens_at).as_seconds_f64();
         if let Ok(mut times) = self.hold_times.lock() {
             times.entry(user).or_insert(after);

@@ -106,6 +106,14 @@ fn person(shared: &Shared, sale: &Sale, user: usize) -> Client {
         .from_address(address)
 }
 
+/// Whether the door refused for want of a (good) answer.
+fn door_asks(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        Some(ErrorCode::ChallengeRequired | ErrorCode::ChallengeFailed)
+    )
+}
+
 /// Solves the door's challenge for `client`: a person at the pace of their
 /// browser, a bot as fast as this machine goes (its time counted).
 async fn solve_door(shared: &Shared, sale: &Sale, client: &Client, who: Who) -> Option<DoorAnswer> {
@@ -181,8 +189,7 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
         let attempt = client.buy(&url, sale.tier_id, shared.quantity, retry_token.as_deref());
         match call(shared, Endpoint::Buy, bought, attempt).await {
             Ok(b) => {
-                shared.held(b.reservation.reservation_id);
-                shared.held_by(user, sale.opens_at);
+                shared.held(b.reservation.reservation_id, user, sale.opens_at);
                 break b.reservation.reservation_id;
             }
             Err(e) => match e.code() {
@@ -194,8 +201,7 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
                     if unsure
                         && let Some(id) = live_order(shared, &client, sale.event_id).await =>
                 {
-                    shared.held(id);
-                    shared.held_by(user, sale.opens_at);
+                    shared.held(id, user, sale.opens_at);
                     break id;
                 }
                 Some(ErrorCode::SoldOut) => {
@@ -248,12 +254,7 @@ async fn purchase_url(
         door = DoorAnswer::default();
         match answer {
             Ok(issued) => return Some(issued.url),
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some(ErrorCode::ChallengeRequired | ErrorCode::ChallengeFailed)
-                ) =>
-            {
+            Err(e) if door_asks(&e) => {
                 door = solve_door(shared, sale, client, who)
                     .await
                     .unwrap_or_default();
@@ -302,12 +303,7 @@ async fn queue_turn(
         door = DoorAnswer::default();
         match join {
             Ok(status) => break status,
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some(ErrorCode::ChallengeRequired | ErrorCode::ChallengeFailed)
-                ) =>
-            {
+            Err(e) if door_asks(&e) => {
                 door = solve_door(shared, sale, client, who)
                     .await
                     .unwrap_or_default();
@@ -425,9 +421,8 @@ pub async fn bot(
         .await;
         match answer {
             Ok(b) => {
-                shared.held(b.reservation.reservation_id);
                 // (A replayed URL never holds: it is bound to its user.)
-                shared.held_by(user, sale.opens_at);
+                shared.held(b.reservation.reservation_id, user, sale.opens_at);
                 return Ending::Held;
             }
             Err(e) if e.code() == Some(ErrorCode::SoldOut) => {

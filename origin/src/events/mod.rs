@@ -91,41 +91,34 @@ async fn purchase_url(
     let remaining = stock::remaining(&state.redis, &[&event]).await?;
     let phase = event.phase(now, stock::total(&event, &remaining));
     let presale = event.schedule.presale.filter(|_| phase == Phase::Presale);
-    if let Some(presale) = presale {
-        // The presale buys directly, in any admission mode.
-        crate::presale::admit(&state.db, id, user.user_id, answer.presale_code.as_deref()).await?;
-        let issued = purchase::issue(
-            &state.keys,
-            event.id,
-            user.user_id,
-            now,
-            state.config.purchase_url_ttl_s,
-            presale.closes_at,
-            rand::random(),
-        );
-        return Ok(Json(PurchaseUrl {
-            url: issued.path,
-            expires_at: OffsetDateTime::from_unix_timestamp(issued.claims.exp)
-                .map_err(|e| ApiError::Internal(e.into()))?,
-        }));
-    }
-    if event.admission.queue_window_s().is_some() {
-        return Err(ErrorCode::QueueRequired.into());
-    }
-    purchase::check_phase(phase).map_err(|code| match code {
-        ErrorCode::NotOpen => ErrorBody::from(code)
-            .with_opens_at(event.schedule.opens_at)
-            .into(),
-        ErrorCode::NotFound => ApiError::not_found("event"),
-        code => ApiError::from(code),
-    })?;
+    let ends_at = match presale {
+        // The presale buys directly, in any admission mode, until it closes.
+        Some(presale) => {
+            let code = answer.presale_code.as_deref();
+            crate::presale::admit(&state.db, id, user.user_id, code).await?;
+            presale.closes_at
+        }
+        None if event.admission.queue_window_s().is_some() => {
+            return Err(ErrorCode::QueueRequired.into());
+        }
+        None => {
+            purchase::check_phase(phase).map_err(|code| match code {
+                ErrorCode::NotOpen => ErrorBody::from(code)
+                    .with_opens_at(event.schedule.opens_at)
+                    .into(),
+                ErrorCode::NotFound => ApiError::not_found("event"),
+                code => ApiError::from(code),
+            })?;
+            event.schedule.closes_at
+        }
+    };
     let issued = purchase::issue(
         &state.keys,
         event.id,
         user.user_id,
         now,
         state.config.purchase_url_ttl_s,
-        event.schedule.closes_at,
+        ends_at,
         rand::random(),
     );
     let expires_at = OffsetDateTime::from_unix_timestamp(issued.claims.exp)

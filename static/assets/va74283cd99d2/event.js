@@ -62,14 +62,11 @@ const isQueue = () => state.event.admission && state.event.admission.mode === "q
 function phaseNow() {
   const e = state.event, now = serverNow();
   if (now >= Date.parse(e.closes_at)) return "closed";
-  if (now < Date.parse(e.opens_at)) {
-    const p = e.presale;
-    const inPresale = p && now >= Date.parse(p.opens_at) && now < Date.parse(p.closes_at);
-    if (!inPresale) return "upcoming";
-    return state.soldOut || e.tiers.every((t) => t.remaining <= 0) ? "sold_out" : "presale";
-  }
+  const p = e.presale;
+  const inPresale = p && now >= Date.parse(p.opens_at) && now < Date.parse(p.closes_at);
+  if (now < Date.parse(e.opens_at) && !inPresale) return "upcoming";
   if (state.soldOut || e.tiers.every((t) => t.remaining <= 0)) return "sold_out";
-  return "open";
+  return inPresale ? "presale" : "open";
 }
 
 function tick() {
