@@ -45,6 +45,7 @@ rushgate is running.
   open:    http://127.0.0.1:$edge_port   (the edge; pages, API, purchases)
   origin:  http://127.0.0.1:$origin_port   (behind the edge; /buy only through it)
   logs:    .rushgate/
+  webhooks: .rushgate/webhooks.log   (every order event, as the demo's receiver got it)
 
 Press Ctrl-C to stop.
 TXT

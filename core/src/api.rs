@@ -314,6 +314,10 @@ pub struct Order {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderList {
     pub orders: Vec<Order>,
+    /// The changes of these orders, newest first (up to 200): what the buyer
+    /// was notified of, with times.
+    #[serde(default)]
+    pub events: Vec<crate::webhook::OrderNotice>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

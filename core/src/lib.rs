@@ -23,6 +23,7 @@ pub mod role;
 pub mod session;
 pub mod token;
 pub mod velocity;
+pub mod webhook;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use phase::{Phase, PresaleWindow, Schedule};

@@ -6,6 +6,7 @@
 pub mod edge;
 mod ports;
 pub mod proc;
+pub mod receiver;
 pub mod redis;
 pub mod stack;
 

@@ -24,7 +24,8 @@ enum Command {
     Up {
         #[command(flatten)]
         options: Box<Options>,
-        /// Seed the demo users and sale (`rushgate-origin demo`) and print them.
+        /// Seed the demo users and sale (`rushgate-origin demo`) and print
+        /// them; implies `--webhook-receiver`.
         #[arg(long)]
         demo: bool,
     },
@@ -71,7 +72,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Up { options, demo } => {
+        Command::Up { mut options, demo } => {
+            // The demo's deliveries go to a receiver that logs them.
+            options.webhook_receiver |= demo;
             let stack = Stack::start(*options).await?;
             if demo {
                 eprint!("{}", stack.origin_cli(&["demo"])?);

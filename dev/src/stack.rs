@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 use crate::edge::{self, EdgeSpec, Runtime};
 use crate::ports::{answers, free_port, ready};
 use crate::proc::Proc;
+use crate::receiver::Receiver;
 use crate::redis::{RedisCluster, RedisServer};
 
 /// What to start.
@@ -85,6 +86,10 @@ pub struct Options {
     /// Keep logs and state here (default: a temporary directory, removed).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Start a webhook receiver that writes each delivery to `webhooks.log`
+    /// in the stack's directory, as the origins' `RUSHGATE_WEBHOOK_URLS`.
+    #[arg(long)]
+    pub webhook_receiver: bool,
 }
 
 impl Default for Options {
@@ -108,6 +113,7 @@ impl Default for Options {
             log: "warn".into(),
             release: false,
             dir: None,
+            webhook_receiver: false,
         }
     }
 }
@@ -237,6 +243,7 @@ pub struct Stack {
     http: reqwest::Client,
     db: OnceCell<PgPool>,
     admin: OnceCell<Client>,
+    receiver: Option<Receiver>,
 }
 
 impl Drop for Stack {
@@ -310,7 +317,17 @@ impl Stack {
             http: reqwest::Client::new(),
             db: OnceCell::new(),
             admin: OnceCell::new(),
+            receiver: None,
         };
+        if stack.options.webhook_receiver {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            let log = stack.dir.join("webhooks.log");
+            let receiver = Receiver::logging(&secret, &log, "127.0.0.1:0").await?;
+            let env = &mut stack.options.origin_env;
+            env.push(("RUSHGATE_WEBHOOK_URLS".into(), receiver.url()));
+            env.push(("RUSHGATE_WEBHOOK_SECRET".into(), secret));
+            stack.receiver = Some(receiver);
+        }
         for i in 0..stack.options.origins.max(1) {
             let port = match (i, stack.options.origin_port) {
                 (0, Some(port)) => port,
@@ -582,6 +599,10 @@ impl Stack {
             "database_url": self.database_url,
             "signing_key": self.signing_key,
             "dir": self.dir,
+            "webhooks": self.receiver.as_ref().map(|r| serde_json::json!({
+                "url": r.url(),
+                "log": self.dir.join("webhooks.log"),
+            })),
             "pids": {
                 "redis": match &self.redis {
                     Some(Private::Single(server)) => serde_json::json!(server.pid()),

@@ -121,6 +121,7 @@ fn routes(limiter: Limiter) -> OpenApiRouter<AppState> {
         .merge(edge_report::router())
         .merge(queue::router())
         .merge(presale::router())
+        .merge(crate::webhooks::console::router())
 }
 
 /// The OpenAPI description of the API (`GET /api/openapi.json`).

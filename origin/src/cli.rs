@@ -16,6 +16,7 @@ use crate::sale::Replicas;
 use crate::store::{db, redis::Redis};
 use crate::telemetry::LogConfig;
 use crate::users::{self, Password, Username};
+use crate::webhooks::deliver::Deliverer;
 use crate::worker::expiry::Sweeper;
 use crate::worker::orders::OrderWorker;
 use crate::worker::{self, WorkerConfig};
@@ -244,8 +245,16 @@ async fn start_workers(
         })
         .collect();
     let ledger = crate::sale::ledger::Ledger::new(pool.clone(), redis.clone(), replicas.clone());
+    crate::webhooks::sync_deployment(&pool, &config.webhooks).await?;
+    let deliverer = Deliverer::new(pool.clone(), &config.webhooks)?;
     let sweeper = Sweeper::new(pool, redis, replicas, flags);
-    worker::spawn_workers(tracker, orders, sweeper, ledger, config, shutdown);
+    let workers = worker::Workers {
+        orders,
+        sweeper,
+        ledger,
+        deliverer,
+    };
+    worker::spawn_workers(tracker, workers, config, shutdown);
     Ok(())
 }
 

@@ -59,17 +59,19 @@ async fn show(
 /// The user's orders, newest first: those still queued, then the written ones.
 /// Redis is read before PostgreSQL, so an order written in between shows up in
 /// both (and is listed once, as written) rather than in neither.
-#[utoipa::path(get, path = "/api/me/orders", tag = "orders", security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "queued orders, then up to 200 written ones, newest first", body = OrderList), crate::openapi::Signed, crate::openapi::Common))]
+#[utoipa::path(get, path = "/api/me/orders", tag = "orders", security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "queued orders, then up to 200 written ones, newest first; `events`: the changes of the written ones, newest first, with times", body = OrderList), crate::openapi::Signed, crate::openapi::Common))]
 async fn mine(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<OrderList>> {
     let queued = crate::sale::queued::for_user(&state.redis, user.user_id).await?;
     let rows = repo::for_user(&state.db, user.user_id).await?;
     let written: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
+    let events = crate::webhooks::repo::notices(&state.db, user.user_id).await?;
     Ok(Json(OrderList {
         orders: queued
             .into_iter()
             .filter(|o| !written.contains(&o.id))
             .chain(rows.iter().map(OrderRow::to_api))
             .collect(),
+        events,
     }))
 }
 

@@ -15,6 +15,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::AppState;
 use crate::sale::ledger::Ledger;
+use crate::webhooks::WebhookConfig;
+use crate::webhooks::deliver::Deliverer;
 use expiry::Sweeper;
 use orders::OrderWorker;
 
@@ -37,6 +39,11 @@ pub struct WorkerConfig {
     /// buckets Redis lost), ms.
     #[arg(long, env = "RUSHGATE_LEDGER_INTERVAL_MS", default_value_t = 5000)]
     pub ledger_interval_ms: u64,
+    /// Pause of the webhook delivery worker when nothing is due, ms.
+    #[arg(long, env = "RUSHGATE_WEBHOOK_POLL_MS", default_value_t = 50)]
+    pub webhook_poll_ms: u64,
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
 }
 
 /// A name for this process's stream consumer, unique across restarts.
@@ -92,16 +99,40 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// stopped; running workers read every `poll_ms`.
 const STOPPED_CONSUMER_IDLE: Duration = Duration::from_secs(15 * 60);
 
-/// Starts the order workers, the expiry sweeper, the ledger check and the
-/// pruner of stopped consumers.
+/// Background work of a `serve` or `worker` process.
+pub struct Workers {
+    pub orders: Vec<OrderWorker>,
+    pub sweeper: Sweeper,
+    pub ledger: Ledger,
+    pub deliverer: Deliverer,
+}
+
+/// Starts the order workers, the expiry sweeper, the ledger check, the
+/// pruner of stopped consumers and the webhook delivery worker.
 pub fn spawn_workers(
     tracker: &TaskTracker,
-    workers: Vec<OrderWorker>,
-    sweeper: Sweeper,
-    ledger: Ledger,
+    workers: Workers,
     config: &WorkerConfig,
     shutdown: &CancellationToken,
 ) {
+    let Workers {
+        orders: workers,
+        sweeper,
+        ledger,
+        deliverer,
+    } = workers;
+    let stop = shutdown.clone();
+    let idle = Duration::from_millis(config.webhook_poll_ms);
+    tracker.spawn(async move {
+        let d = deliverer.clone();
+        run_loop("webhooks", stop, idle, move || {
+            let d = d.clone();
+            async move { Ok(d.run_once().await? > 0) }
+        })
+        .await;
+        // Deliveries under way finish (or their leases send them again later).
+        let _ = tokio::time::timeout(Duration::from_secs(10), deliverer.settle()).await;
+    });
     let poll = Duration::from_millis(config.poll_ms);
     if let Some(pruner) = workers.first().cloned() {
         tracker.spawn(run_loop(
@@ -182,6 +213,23 @@ pub fn spawn_housekeeping(tracker: &TaskTracker, state: AppState, shutdown: &Can
             let s = s.clone();
             async move {
                 s.flags.recheck(&s.redis).await?;
+                Ok(false)
+            }
+        },
+    ));
+    let s = state.clone();
+    tracker.spawn(run_loop(
+        "webhook-backlog",
+        shutdown.clone(),
+        Duration::from_secs(2),
+        move || {
+            let s = s.clone();
+            async move {
+                let (pending, dead, oldest) = crate::webhooks::repo::backlog(&s.db).await?;
+                metrics::gauge!("rushgate_webhook_pending").set(pending as f64);
+                metrics::gauge!("rushgate_webhook_dead").set(dead as f64);
+                metrics::gauge!("rushgate_webhook_oldest_pending_seconds")
+                    .set(oldest.unwrap_or(0.0));
                 Ok(false)
             }
         },

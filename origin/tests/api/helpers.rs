@@ -365,7 +365,16 @@ impl TestApp {
     /// Rows of the tables bad input must never change, as text.
     pub async fn db_snapshot(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for table in ["users", "events", "tiers", "orders", "release_outbox"] {
+        for table in [
+            "users",
+            "events",
+            "tiers",
+            "orders",
+            "release_outbox",
+            "order_events",
+            "webhook_endpoints",
+            "webhook_deliveries",
+        ] {
             let text: Option<String> = sqlx::query_scalar(&format!(
                 "SELECT string_agg(t::text, '\n' ORDER BY t::text) FROM {table} t"
             ))
@@ -449,6 +458,20 @@ impl TestApp {
     pub async fn snapshot(&self) -> (Vec<String>, Vec<String>) {
         (self.db_snapshot().await, self.redis_snapshot().await)
     }
+}
+
+/// Polls `GET path` as `token` until `done` holds for its 200 body (30 s at most).
+pub async fn until_answer(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    rushgate_client::until_some(Duration::from_secs(30), || async {
+        let answer = app.get(path, Some(token)).await;
+        (answer.status == 200 && done(&answer.body)).then_some(answer.body)
+    })
+    .await
 }
 
 async fn answer(response: reqwest::Response) -> Answer {

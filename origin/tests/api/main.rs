@@ -12,4 +12,5 @@ mod invariants;
 mod orders;
 mod proxy;
 mod stock;
+mod webhooks;
 mod worker;

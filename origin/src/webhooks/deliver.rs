@@ -1,0 +1,215 @@
+//! The delivery worker: claims due deliveries at each endpoint's pace
+//! (`repo::claim`), sends each at its time as a signed POST, and records the
+//! outcome — delivered on any 2xx; otherwise due again after an exponential
+//! backoff with jitter, or dead after the configured tries.
+//!
+//! At least once: a claim is a lease, so a worker that dies mid-delivery
+//! leaves its deliveries due again once their lease ends, and they go out
+//! again with the same `id`. Several workers in several processes share the
+//! pace, which is kept on the endpoint's row.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rushgate_core::api::Order;
+use rushgate_core::webhook::{self, EventType, SIGNATURE_HEADER, WebhookEvent};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::WebhookConfig;
+use super::repo::{self, AfterFailure, Claimed, Endpoint};
+
+/// How far ahead one claim schedules sends.
+const HORIZON: Duration = Duration::from_millis(250);
+
+/// What a delivery's lease adds to its request's timeout.
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
+
+/// The longest error text kept with a delivery.
+const MAX_ERROR_LEN: usize = 300;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    secret: Vec<u8>,
+    lease: Duration,
+    max_attempts: u32,
+    backoff_ms: u64,
+    backoff_max_ms: u64,
+    in_flight: usize,
+}
+
+#[derive(Clone)]
+pub struct Deliverer {
+    db: PgPool,
+    http: reqwest::Client,
+    settings: Arc<Settings>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Deliverer {
+    pub fn new(db: PgPool, config: &WebhookConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout())
+            .connect_timeout(config.timeout().min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("rushgate-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let in_flight = config.webhook_in_flight.max(1);
+        Ok(Self {
+            db,
+            http,
+            settings: Arc::new(Settings {
+                secret: config.webhook_secret.0.as_bytes().to_vec(),
+                lease: config.timeout() + LEASE_MARGIN,
+                max_attempts: config.webhook_max_attempts.max(1),
+                backoff_ms: config.webhook_backoff_ms,
+                backoff_max_ms: config.webhook_backoff_max_ms.max(config.webhook_backoff_ms),
+                in_flight,
+            }),
+            in_flight: Arc::new(Semaphore::new(in_flight)),
+        })
+    }
+
+    /// One pass: for each endpoint with deliveries due, claims what its pace
+    /// allows in the next moment and starts sending them, each at its time.
+    /// Returns how many sends it started.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let mut started = 0;
+        for endpoint_id in repo::due_endpoints(&self.db).await? {
+            let free = self.in_flight.available_permits();
+            if free == 0 {
+                break;
+            }
+            let asked_at = Instant::now();
+            let Some((endpoint, claimed)) =
+                repo::claim(&self.db, endpoint_id, free, HORIZON, self.settings.lease).await?
+            else {
+                continue;
+            };
+            let endpoint = Arc::new(endpoint);
+            for delivery in claimed {
+                let permit = self.in_flight.clone().acquire_owned().await?;
+                let wait =
+                    Duration::from_micros((delivery.send_at_us - endpoint.now_us).max(0) as u64);
+                let this = self.clone();
+                let endpoint = endpoint.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(asked_at + wait).await;
+                    this.deliver(&endpoint, delivery, permit).await;
+                });
+                started += 1;
+            }
+        }
+        Ok(started)
+    }
+
+    /// Waits until none of this worker's deliveries is in flight.
+    pub async fn settle(&self) {
+        let all = u32::try_from(self.settings.in_flight).unwrap_or(u32::MAX);
+        if let Ok(permits) = self.in_flight.acquire_many(all).await {
+            drop(permits);
+        }
+    }
+
+    /// Sends one delivery and records what came of it.
+    async fn deliver(&self, endpoint: &Endpoint, delivery: Claimed, _permit: OwnedSemaphorePermit) {
+        let result = self.send(endpoint, &delivery).await;
+        let recorded = match result {
+            Ok(()) => {
+                metrics::counter!("rushgate_webhook_deliveries_total", "outcome" => "delivered")
+                    .increment(1);
+                repo::delivered(&self.db, endpoint.id, delivery.event_seq).await
+            }
+            Err(error) => self.failed(endpoint, &delivery, &error).await,
+        };
+        if let Err(e) = recorded {
+            // The lease runs out and the delivery goes again, with the same id.
+            tracing::warn!(endpoint = endpoint.id, seq = delivery.event_seq, error = %e, "outcome not recorded");
+        }
+    }
+
+    async fn failed(
+        &self,
+        endpoint: &Endpoint,
+        delivery: &Claimed,
+        error: &str,
+    ) -> sqlx::Result<()> {
+        let s = &self.settings;
+        let retry_in = Duration::from_millis(webhook::backoff_ms(
+            delivery.attempts.max(1) as u32,
+            s.backoff_ms,
+            s.backoff_max_ms,
+            rand::random::<f64>(),
+        ));
+        let error: String = error.chars().take(MAX_ERROR_LEN).collect();
+        let after = repo::failed(
+            &self.db,
+            endpoint.id,
+            delivery.event_seq,
+            delivery.attempts,
+            s.max_attempts,
+            retry_in,
+            &error,
+        )
+        .await?;
+        let outcome = match after {
+            AfterFailure::Dead => {
+                tracing::warn!(endpoint = endpoint.id, url = %endpoint.url, seq = delivery.event_seq, attempts = delivery.attempts, %error, "delivery dead-lettered");
+                "dead"
+            }
+            AfterFailure::Retry => {
+                tracing::debug!(endpoint = endpoint.id, seq = delivery.event_seq, attempts = delivery.attempts, retry_in = ?retry_in, %error, "delivery failed");
+                "failed"
+            }
+            AfterFailure::Gone => "failed",
+        };
+        metrics::counter!("rushgate_webhook_deliveries_total", "outcome" => outcome).increment(1);
+        Ok(())
+    }
+
+    /// One signed POST; `Err` says why it did not count as delivered.
+    async fn send(&self, endpoint: &Endpoint, delivery: &Claimed) -> Result<(), String> {
+        let body = body(delivery).map_err(|e| format!("unreadable event: {e}"))?;
+        let secret = endpoint
+            .secret
+            .as_deref()
+            .map_or(self.settings.secret.as_slice(), str::as_bytes);
+        let t = OffsetDateTime::now_utc().unix_timestamp();
+        let response = self
+            .http
+            .post(&endpoint.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, webhook::sign(secret, t, &body))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    format!("{e:#}")
+                }
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", status.as_u16()))
+        }
+    }
+}
+
+/// The delivery's JSON body (SPEC §4 "Webhooks").
+fn body(delivery: &Claimed) -> anyhow::Result<Vec<u8>> {
+    let kind = EventType::parse(&delivery.kind)
+        .ok_or_else(|| anyhow::anyhow!("unknown type {}", delivery.kind))?;
+    let data: Order = serde_json::from_value(delivery.data.clone())?;
+    Ok(serde_json::to_vec(&WebhookEvent {
+        id: delivery.id,
+        kind,
+        created_at: delivery.created_at,
+        data,
+    })?)
+}
