@@ -105,7 +105,8 @@ impl Receiver {
         self.shared.behaviour.lock().unwrap().fail_with = status;
     }
 
-    /// From now on wait `delay` before answering.
+    /// From now on wait `delay` before answering (a delivery is recorded
+    /// when it arrives).
     pub fn delay(&self, delay: Duration) {
         self.shared.behaviour.lock().unwrap().delay = delay;
     }
@@ -133,9 +134,6 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         let b = shared.behaviour.lock().unwrap();
         (b.fail_with, b.delay)
     };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let signed = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -165,11 +163,16 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         let mut file = log.lock().unwrap();
         let _ = writeln!(file, "{line}");
     }
+    // Recorded on arrival: a sender that dies while the answer is delayed
+    // has still delivered.
     shared.received.lock().unwrap().push(Received {
         at,
         event,
         signed,
         status,
     });
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

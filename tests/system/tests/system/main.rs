@@ -14,4 +14,5 @@ mod presale;
 mod queue;
 mod refusals;
 mod scripts;
+mod webhooks;
 mod wrangler;
