@@ -3,7 +3,9 @@
 // artifacts/screenshots/.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { createServer } from "node:http";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
@@ -393,4 +395,63 @@ test("a presale: the operator makes codes on the dashboard, a customer buys with
   // The export names the account the code is bound to now.
   assert.match(await codes(), new RegExp(`^${code},\\d+,\\d{4}-`, "m"));
   await context.close();
+});
+
+test("webhooks: the operator adds an endpoint on the dashboard, it gets an order's changes signed, and the buyer sees them with times", { timeout: 120_000 }, async () => {
+  // The organiser's receiver: records each delivery with its signature.
+  const got = [];
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => { body += chunk; });
+    req.on("end", () => { got.push({ body, signature: req.headers["x-rushgate-signature"] }); res.writeHead(204).end(); });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hooks`;
+  try {
+    const event = await sale(stack, { name: "Hooked sale", challenge: "off", tiers: [{ name: "Seat", price_cents: 3000, stock: 5 }] });
+    const operator = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    await loginThroughPage(operator, stack.operator, `/admin#dash/${event.id}`);
+    await operator.getByText("No endpoints").waitFor();
+    await operator.fill("#w-url", hookUrl);
+    await operator.uncheck("#w-type-order\\.expired");
+    await operator.click("#w-add");
+    const secret = (await operator.locator('[data-hook="secret"]').textContent()).trim();
+    assert.match(secret, /^[0-9a-f]{64}$/);
+
+    const me = await customer(stack.origin);
+    const held = await buy(stack, me.token, event);
+    assert.equal(held.status, 202, JSON.stringify(held.body));
+    const order = held.body.reservation_id;
+    let paid;
+    for (let i = 0; i < 100; i++) {
+      paid = await call(stack.origin, "POST", `/api/orders/${order}/pay`, me.token, {});
+      if (paid.status !== 409) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(paid.status, 200, JSON.stringify(paid.body));
+
+    // Three changes delivered, each signed with the secret shown once.
+    const delivered = operator.locator(`[data-endpoint] [data-hook="delivered"]`);
+    await operator.waitForFunction(() => document.querySelector('[data-endpoint] [data-hook="delivered"]')?.textContent === "3", null, { timeout: 30_000 });
+    assert.equal(await delivered.textContent(), "3");
+    await shot(operator, "27-console-webhooks");
+    assert.deepEqual(got.map((g) => JSON.parse(g.body).type), ["order.queued", "order.awaiting_payment", "order.paid"]);
+    for (const g of got) {
+      const [, t, mac] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(g.signature);
+      assert.equal(mac, createHmac("sha256", secret).update(`${t}.${g.body}`).digest("hex"));
+      assert.equal(JSON.parse(g.body).data.id, order);
+    }
+
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    await loginThroughPage(page, me, "/orders");
+    const history = page.locator('#orders td[data-hook="history"]');
+    await history.locator('[data-change="order.paid"]').waitFor();
+    assert.deepEqual(await history.locator("[data-change]").evaluateAll((rows) => rows.map((r) => r.dataset.change)), ["order.queued", "order.awaiting_payment", "order.paid"]);
+    assert.match(await history.textContent(), /^queued \d.*awaiting payment \d.*paid \d.*$/);
+    await shot(page, "28-my-orders-history");
+    await context.close();
+  } finally {
+    receiver.close();
+  }
 });

@@ -187,6 +187,7 @@ async function dashboard(id) {
   const ledger = el("div", { id: "ledger" });
   const queue = el("div", { id: "queue-figures" });
   const updated = el("p", { class: "muted", "aria-live": "off" });
+  const hooks = webhooksCard(id);
   fill(main,
     el("p", {}, el("a", { href: "#" }, "← Console")),
     el("h1", {}, `Dashboard: ${event.name}`),
@@ -196,6 +197,7 @@ async function dashboard(id) {
     el("section", { class: "card" }, el("h2", {}, "Units over time"), chartBox),
     event.admission && event.admission.mode === "queue" ? el("section", { class: "card" }, el("h2", {}, "Queue"), queue) : null,
     event.presale ? presaleCard(event) : null,
+    hooks.card,
     el("section", { class: "card" }, el("h2", {}, "Admission funnel"), funnel),
     el("section", { class: "card" }, el("h2", {}, "Tiers"), tiers),
     updated);
@@ -244,6 +246,7 @@ async function dashboard(id) {
       el("tbody", {}, stats.tiers.map((t) => el("tr", {},
         el("td", {}, t.name), ...[t.stock_total, t.remaining, t.reserved, t.paid, t.expired, t.cancelled].map((n) => el("td", {}, String(n))))))));
     if (stats.queue) showQueue(queue, stats.queue, id);
+    await hooks.refresh();
     // The workers' ledger check: a warning names the command that fixes it.
     const check = stats.ledger;
     ledger.replaceChildren(...(!check ? [] : check.warning
@@ -257,6 +260,84 @@ async function dashboard(id) {
   const resize = () => plot && plot.setSize({ width: Math.max(280, chartBox.clientWidth), height: 260 });
   window.addEventListener("resize", resize);
   stop = () => { clearInterval(timer); window.removeEventListener("resize", resize); };
+}
+
+const EVENT_TYPES = ["order.queued", "order.awaiting_payment", "order.paid", "order.expired", "order.cancelled"];
+
+const typeSaid = (t) => t.replace("order.", "").replace("_", " ");
+
+/** An endpoint's event types in few words. */
+function typesSaid(types) {
+  const left = EVENT_TYPES.filter((t) => !types.includes(t));
+  if (left.length === 0) return "all";
+  return left.length < types.length ? `all but ${left.map(typeSaid).join(", ")}` : types.map(typeSaid).join(", ");
+}
+
+/** Webhooks: where the event's order changes go (its own endpoints and the
+ * deployment's), how their deliveries stand, dead letters with a retry, and a
+ * form to add an endpoint (its secret is shown once). */
+function webhooksCard(id) {
+  const path = `/api/admin/events/${id}/webhooks`;
+  const table = el("div", { id: "webhook-table" });
+  const dead = el("div", { id: "webhook-dead" });
+  const said = el("p", { "aria-live": "polite", id: "webhook-said" });
+  const url = el("input", { id: "w-url", type: "url", placeholder: "https://tickets.example.com/hooks", style: "min-width:22em" });
+  const secret = el("input", { id: "w-secret", autocomplete: "off", placeholder: "leave empty to generate one" });
+  const rate = el("input", { id: "w-rate", type: "number", min: 1, max: 10000, value: 50, style: "width:6em" });
+  const boxes = EVENT_TYPES.map((t) => el("input", { type: "checkbox", value: t, checked: true, id: `w-type-${t}` }));
+  const refresh = async () => {
+    const [{ ok, body }, letters] = await Promise.all([api("GET", path), api("GET", `${path}/dead`)]);
+    if (!ok) return;
+    const age = (s) => (s == null ? "–" : `${Math.round(s)} s`);
+    const act = async (method, to, done) => {
+      const answer = await api(method, to);
+      said.replaceChildren(answer.ok ? done(answer.body) : problem("Not done", answer.body));
+      await refresh();
+    };
+    table.replaceChildren(body.endpoints.length === 0
+      ? el("p", { class: "muted" }, "No endpoints: order changes are recorded, and go nowhere yet.")
+      : el("div", { class: "scroll" }, el("table", {},
+        el("thead", {}, el("tr", {}, ["Endpoint", "Events", "Pace", "Waiting", "Delivered", "Dead", "Oldest waiting", ""].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, body.endpoints.map((e) => el("tr", { "data-endpoint": e.id },
+          el("td", {}, e.url, e.event_id == null ? el("span", { class: "muted" }, " (deployment)") : null, e.enabled ? null : el("span", { class: "muted" }, " (disabled)")),
+          el("td", {}, typesSaid(e.types)),
+          el("td", {}, `${e.rate_per_s}/s`),
+          el("td", { "data-hook": "pending" }, String(e.pending)),
+          el("td", { "data-hook": "delivered" }, String(e.delivered)),
+          el("td", { "data-hook": "dead" }, String(e.dead)),
+          el("td", {}, age(e.oldest_pending_s)),
+          el("td", {},
+            e.dead > 0 ? el("button", { type: "button", "data-retry": e.id, onclick: () => act("POST", `${path}/${e.id}/retry`, (b) => `${b.requeued} dead deliveries sent again.`) }, "Retry dead") : null,
+            e.event_id != null && e.enabled ? el("button", { type: "button", class: "secondary", onclick: () => act("DELETE", `${path}/${e.id}`, () => "Endpoint disabled.") }, "Disable") : null)))))));
+    const list = letters.ok ? letters.body.dead : [];
+    dead.replaceChildren(...(list.length === 0 ? [] : [el("h3", {}, `Dead letters (${list.length})`),
+      el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, ["Endpoint", "Event", "Order", "Tries", "Last error"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, list.slice(0, 20).map((d) => el("tr", {}, el("td", {}, String(d.endpoint_id)), el("td", {}, d.type),
+          el("td", {}, el("code", {}, d.order_id.slice(0, 8))), el("td", {}, String(d.attempts)), el("td", {}, d.last_error || "–"))))))]));
+  };
+  const add = async () => {
+    const body = { url: url.value.trim(), rate_per_s: Number(rate.value), types: boxes.filter((b) => b.checked).map((b) => b.value) };
+    if (secret.value.trim()) body.secret = secret.value.trim();
+    const answer = await api("POST", path, body);
+    said.replaceChildren(answer.ok
+      ? el("span", {}, "Endpoint added. Its signing secret (shown this once): ", el("code", { "data-hook": "secret" }, answer.body.secret))
+      : problem("Not added", answer.body));
+    if (answer.ok) { url.value = ""; secret.value = ""; }
+    await refresh();
+  };
+  const card = el("section", { class: "card" }, el("h2", {}, "Webhooks"),
+    el("p", { class: "muted" }, "Every order change is sent, signed, to these endpoints at their pace; failures are retried with backoff, then dead-lettered here."),
+    table, dead,
+    el("h3", {}, "Add an endpoint"),
+    el("div", { class: "row" },
+      el("div", {}, el("label", { for: "w-url" }, "URL"), url),
+      el("div", {}, el("label", { for: "w-secret" }, "Secret (optional)"), secret),
+      el("div", {}, el("label", { for: "w-rate" }, "Deliveries a second"), rate)),
+    el("fieldset", {}, el("legend", {}, "Events"),
+      ...boxes.map((b) => el("label", { class: "check" }, b, typeSaid(b.value)))),
+    el("button", { type: "button", id: "w-add", onclick: add }, "Add endpoint"),
+    said);
+  return { card, refresh };
 }
 
 /** A presale's codes: generate, upload as CSV, download with their bindings. */

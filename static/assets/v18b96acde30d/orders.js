@@ -1,4 +1,4 @@
-// My orders, newest first.
+// My orders, newest first, each with its history: every change, with its time.
 import { api, el, header, money, notice, when } from "./app.js";
 
 async function start() {
@@ -11,15 +11,25 @@ async function start() {
     return;
   }
   if (!ok) { main.replaceChildren(notice("bad", "Orders are unavailable", "Please try again in a moment.")); return; }
+  // The changes come newest first; an order's history reads oldest first.
+  const history = new Map();
+  for (const change of [...(body.events || [])].reverse()) {
+    if (!history.has(change.order_id)) history.set(change.order_id, []);
+    history.get(change.order_id).push(change);
+  }
+  const said = (type) => type.replace("order.", "").replace("_", " ");
+  const time = (iso) => new Date(iso).toLocaleTimeString();
   const rows = body.orders.map((o) => el("tr", {},
     el("td", {}, el("a", { href: `/order?id=${o.id}` }, when(o.created_at))),
     el("td", {}, el("a", { href: `/event?id=${o.event_id}` }, names.get(o.event_id) || `Sale ${o.event_id}`)),
     el("td", {}, String(o.quantity)),
     el("td", {}, money(o.amount_cents)),
-    el("td", { "data-status": o.status }, o.status.replace("_", " "))));
+    el("td", { "data-status": o.status }, o.status.replace("_", " ")),
+    el("td", { "data-hook": "history" }, (history.get(o.id) || []).map((c, i) =>
+      el("div", { "data-change": c.type }, `${said(c.type)} ${time(c.created_at)}`)))));
   main.replaceChildren(el("h1", {}, "My orders"),
     rows.length ? el("table", { id: "orders" },
-      el("thead", {}, el("tr", {}, ["When", "Sale", "Qty", "Amount", "Status"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["When", "Sale", "Qty", "Amount", "Status", "History"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows))
       : el("p", { class: "muted" }, "No orders yet."));
 }
