@@ -4,23 +4,23 @@
 -- on orders, so in the same transaction as the change whichever code path
 -- makes it; the same trigger queues one delivery per endpoint that wants the
 -- event. An order's events are numbered in the order they happened (seq).
+-- An event carries no copy of the order: the order as it was right after the
+-- change is the row as it is now with the event's status (only the status and
+-- paid_at ever change, and paid is final), put together when it is sent.
 
 CREATE TABLE order_events (
     seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- The idempotency key: the same on every delivery of this event.
-    id         UUID NOT NULL UNIQUE DEFAULT gen_random_uuid(),
+    id         UUID NOT NULL DEFAULT gen_random_uuid(),
     order_id   UUID NOT NULL,
     event_id   BIGINT NOT NULL,
     user_id    BIGINT NOT NULL,
     type       TEXT NOT NULL CHECK (type IN ('order.queued', 'order.awaiting_payment',
                    'order.paid', 'order.expired', 'order.cancelled')),
-    created_at TIMESTAMPTZ NOT NULL,
-    -- The order as it was right after the change (the API's Order).
-    data       JSONB NOT NULL
+    created_at TIMESTAMPTZ NOT NULL
 );
 
 CREATE INDEX order_events_by_user ON order_events (user_id, seq DESC);
-CREATE INDEX order_events_by_order ON order_events (order_id, seq);
 
 -- Where deliveries go: the deployment's endpoints (event_id NULL, from
 -- RUSHGATE_WEBHOOK_URLS, signed with RUSHGATE_WEBHOOK_SECRET) and an event's
@@ -69,14 +69,6 @@ CREATE INDEX webhook_deliveries_open ON webhook_deliveries (endpoint_id, order_i
     WHERE state <> 'delivered';
 CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id, state);
 
-CREATE FUNCTION order_json(o orders, status TEXT) RETURNS JSONB
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT jsonb_build_object(
-        'id', o.id, 'event_id', o.event_id, 'tier_id', o.tier_id, 'user_id', o.user_id,
-        'quantity', o.quantity, 'amount_cents', o.amount_cents, 'status', status,
-        'created_at', o.created_at, 'expires_at', o.expires_at, 'paid_at', o.paid_at)
-$$;
-
 -- Queues a delivery of each new event to every enabled endpoint that wants it.
 CREATE FUNCTION webhook_fan_out(seqs BIGINT[]) RETURNS VOID
 LANGUAGE sql AS $$
@@ -95,10 +87,9 @@ DECLARE
     seqs BIGINT[];
 BEGIN
     WITH added AS (
-        INSERT INTO order_events (order_id, event_id, user_id, type, created_at, data)
+        INSERT INTO order_events (order_id, event_id, user_id, type, created_at)
         SELECT n.id, n.event_id, n.user_id, 'order.' || s.status,
-               CASE s.k WHEN 1 THEN n.created_at ELSE now() END,
-               order_json(n, s.status)
+               CASE s.k WHEN 1 THEN n.created_at ELSE now() END
         FROM new_orders n
         CROSS JOIN LATERAL (VALUES (1, 'queued'), (2, n.status)) AS s (k, status)
         ORDER BY n.created_at, n.id, s.k
@@ -118,8 +109,8 @@ DECLARE
     seqs BIGINT[];
 BEGIN
     WITH added AS (
-        INSERT INTO order_events (order_id, event_id, user_id, type, created_at, data)
-        SELECT n.id, n.event_id, n.user_id, 'order.' || n.status, now(), order_json(n, n.status)
+        INSERT INTO order_events (order_id, event_id, user_id, type, created_at)
+        SELECT n.id, n.event_id, n.user_id, 'order.' || n.status, now()
         FROM new_orders n JOIN old_orders o ON o.id = n.id
         WHERE n.status IS DISTINCT FROM o.status
         ORDER BY n.id

@@ -11,8 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rushgate_core::api::Order;
-use rushgate_core::webhook::{self, EventType, SIGNATURE_HEADER, WebhookEvent};
+use rushgate_core::webhook::{self, SIGNATURE_HEADER};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -203,13 +202,8 @@ impl Deliverer {
 
 /// The delivery's JSON body (SPEC §4 "Webhooks").
 fn body(delivery: &Claimed) -> anyhow::Result<Vec<u8>> {
-    let kind = EventType::parse(&delivery.kind)
+    let event = delivery
+        .event()
         .ok_or_else(|| anyhow::anyhow!("unknown type {}", delivery.kind))?;
-    let data: Order = serde_json::from_value(delivery.data.clone())?;
-    Ok(serde_json::to_vec(&WebhookEvent {
-        id: delivery.id,
-        kind,
-        created_at: delivery.created_at,
-        data,
-    })?)
+    Ok(serde_json::to_vec(&event)?)
 }

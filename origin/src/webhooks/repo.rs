@@ -6,11 +6,17 @@
 use std::time::Duration;
 
 use rushgate_core::webhook::{
-    DeadLetter, EndpointInput, EndpointView, EventType, OrderNotice, Pace,
+    DeadLetter, EndpointInput, EndpointView, EventType, OrderNotice, Pace, WebhookEvent,
 };
 use sqlx::{FromRow, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::orders::repo::OrderRow;
+
+/// The order's columns, as `OrderRow` reads them.
+const ORDER_COLUMNS: &str = "o.id, o.event_id, o.tier_id, o.user_id, o.bucket, o.quantity, \
+     o.amount_cents, o.status, o.created_at, o.expires_at, o.paid_at";
 
 /// One of the deployment's endpoints (`RUSHGATE_WEBHOOK_URLS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,18 +95,43 @@ impl Endpoint {
     }
 }
 
-/// A delivery taken by a worker: send it at `send_at_us` (the database's clock).
+/// A delivery taken by a worker: send it at `send_at_us` (the database's
+/// clock). Carries the event and its order's row.
 #[derive(Debug, Clone, FromRow)]
 pub struct Claimed {
     pub event_seq: i64,
     /// Tries so far, this one included.
     pub attempts: i32,
     pub send_at_us: i64,
+    /// The event's id (the idempotency key).
+    #[sqlx(rename = "event_key")]
     pub id: Uuid,
     #[sqlx(rename = "type")]
     pub kind: String,
+    #[sqlx(rename = "event_at")]
     pub created_at: OffsetDateTime,
-    pub data: serde_json::Value,
+    #[sqlx(flatten)]
+    pub order: OrderRow,
+}
+
+impl Claimed {
+    /// The delivery's body: the order as it was right after the change — its
+    /// row now, with the event's status (only the status and `paid_at` ever
+    /// change, and paid is final).
+    pub fn event(&self) -> Option<WebhookEvent> {
+        let kind = EventType::parse(&self.kind)?;
+        let mut data = self.order.to_api();
+        data.status = kind.status();
+        if kind != EventType::Paid {
+            data.paid_at = None;
+        }
+        Some(WebhookEvent {
+            id: self.id,
+            kind,
+            created_at: self.created_at,
+            data,
+        })
+    }
 }
 
 /// Takes the deliveries `endpoint_id` may be sent from now to `horizon` ahead,
@@ -153,7 +184,7 @@ pub async fn claim(
         .bind(tat_us)
         .execute(&mut *tx)
         .await?;
-    let mut claimed: Vec<Claimed> = sqlx::query_as(
+    let mut claimed: Vec<Claimed> = sqlx::query_as(&format!(
         "WITH taken AS ( \
            UPDATE webhook_deliveries d \
            SET attempts = d.attempts + 1, \
@@ -163,9 +194,10 @@ pub async fn claim(
            WHERE d.endpoint_id = $1 AND d.event_seq = t.seq \
            RETURNING d.event_seq, d.attempts, t.send_us \
          ) SELECT k.event_seq, k.attempts, k.send_us AS send_at_us, \
-                  e.id, e.type, e.created_at, e.data \
-           FROM taken k JOIN order_events e ON e.seq = k.event_seq",
-    )
+                  e.id AS event_key, e.type, e.created_at AS event_at, {ORDER_COLUMNS} \
+           FROM taken k JOIN order_events e ON e.seq = k.event_seq \
+           JOIN orders o ON o.id = e.order_id"
+    ))
     .bind(endpoint.id)
     .bind(&heads)
     .bind(&times)
