@@ -241,6 +241,8 @@ pub struct EndpointView {
     pub enabled: bool,
     /// Deliveries waiting (due, retrying or in flight).
     pub pending: i64,
+    /// Of those, the ones that failed at least once.
+    pub retrying: i64,
     pub delivered: i64,
     /// Deliveries that used up their tries: retry them from the console.
     pub dead: i64,

@@ -122,6 +122,7 @@ async fn create(
             burst,
             enabled: true,
             pending: 0,
+            retrying: 0,
             delivered: 0,
             dead: 0,
             oldest_pending_s: None,

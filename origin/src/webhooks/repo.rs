@@ -264,12 +264,15 @@ pub async fn failed(
     })
 }
 
-/// Deliveries waiting and dead, and the age of the oldest waiting one (s).
+/// Deliveries waiting and dead for enabled endpoints, and the age of the
+/// oldest waiting one (s). (A disabled endpoint's waiting deliveries stay in
+/// its console row, not in the backlog.)
 pub async fn backlog(db: &PgPool) -> sqlx::Result<(i64, i64, Option<f64>)> {
     sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'dead'), \
-                extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'pending'))::float8 \
-         FROM webhook_deliveries WHERE state <> 'delivered'",
+        "SELECT count(*) FILTER (WHERE d.state = 'pending'), count(*) FILTER (WHERE d.state = 'dead'), \
+                extract(epoch FROM now() - min(d.created_at) FILTER (WHERE d.state = 'pending'))::float8 \
+         FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+         WHERE d.state <> 'delivered' AND w.enabled",
     )
     .fetch_one(db)
     .await
@@ -285,6 +288,7 @@ struct EndpointRow {
     burst: i32,
     enabled: bool,
     pending: i64,
+    retrying: i64,
     delivered: i64,
     dead: i64,
     oldest_pending_s: Option<f64>,
@@ -305,6 +309,7 @@ impl EndpointRow {
             burst: self.burst as u32,
             enabled: self.enabled,
             pending: self.pending,
+            retrying: self.retrying,
             delivered: self.delivered,
             dead: self.dead,
             oldest_pending_s: self.oldest_pending_s,
@@ -318,10 +323,11 @@ impl EndpointRow {
 pub async fn endpoints_of_event(db: &PgPool, event_id: i64) -> sqlx::Result<Vec<EndpointView>> {
     let rows: Vec<EndpointRow> = sqlx::query_as(
         "SELECT w.id, w.event_id, w.url, w.types, w.rate_per_s, w.burst, w.enabled, \
-                c.pending, c.delivered, c.dead, c.oldest_pending_s \
+                c.pending, c.retrying, c.delivered, c.dead, c.oldest_pending_s \
          FROM webhook_endpoints w \
          CROSS JOIN LATERAL ( \
            SELECT count(*) FILTER (WHERE d.state = 'pending') AS pending, \
+                  count(*) FILTER (WHERE d.state = 'pending' AND d.last_error IS NOT NULL) AS retrying, \
                   count(*) FILTER (WHERE d.state = 'delivered') AS delivered, \
                   count(*) FILTER (WHERE d.state = 'dead') AS dead, \
                   extract(epoch FROM now() - min(d.created_at) FILTER (WHERE d.state = 'pending'))::float8 \

@@ -287,7 +287,7 @@ async fn a_failing_receiver_is_retried_with_backoff_and_dead_letters_retry_from_
         "--webhook-backoff-max-ms",
         "1000",
         "--webhook-max-attempts",
-        "4",
+        "6",
     ];
     let _worker = run(&app.db, &config(&settings));
 
@@ -300,6 +300,21 @@ async fn a_failing_receiver_is_retried_with_backoff_and_dead_letters_retry_from_
         tries.len() == 20 && tries.values().all(|&n| n >= 3)
     })
     .await;
+    let listed = app
+        .get(
+            &format!("/api/admin/events/{event_id}/webhooks"),
+            Some(&admin),
+        )
+        .await;
+    let flaky_row = listed.body["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == flaky_id)
+        .unwrap()
+        .clone();
+    assert_eq!(flaky_row["retrying"], 20, "{flaky_row}");
+    assert_eq!(flaky_row["dead"], 0, "{flaky_row}");
     flaky.fail_with(None);
     eventually(Duration::from_secs(30), || async {
         acknowledged_ids(&flaky.received()).len() == events.len()
@@ -333,7 +348,7 @@ async fn a_failing_receiver_is_retried_with_backoff_and_dead_letters_retry_from_
     }
 
     // The other endpoint never answered: each order's first event is dead
-    // after four tries, and holds its second back.
+    // after six tries, and holds its second back.
     let dead_url = format!("/api/admin/events/{event_id}/webhooks/dead");
     let dead = crate::helpers::until_answer(&app, &dead_url, &admin, |body| {
         body["dead"].as_array().unwrap().len() == 20
@@ -342,10 +357,10 @@ async fn a_failing_receiver_is_retried_with_backoff_and_dead_letters_retry_from_
     for letter in dead["dead"].as_array().unwrap() {
         assert_eq!(letter["endpoint_id"], down_id);
         assert_eq!(letter["type"], "order.queued");
-        assert_eq!(letter["attempts"], 4);
+        assert_eq!(letter["attempts"], 6);
         assert_eq!(letter["last_error"], "HTTP 500");
     }
-    assert_eq!(down.received().len(), 20 * 4);
+    assert_eq!(down.received().len(), 20 * 6);
     let listed = app
         .get(
             &format!("/api/admin/events/{event_id}/webhooks"),
@@ -364,6 +379,11 @@ async fn a_failing_receiver_is_retried_with_backoff_and_dead_letters_retry_from_
     assert_eq!(row(flaky_id)["delivered"], 40);
     assert_eq!(row(down_id)["dead"], 20);
     assert_eq!(row(down_id)["pending"], 20);
+    assert_eq!(
+        row(down_id)["retrying"],
+        0,
+        "held back behind the dead, never tried"
+    );
 
     // Back up, and retried from the console: everything arrives, in order.
     down.fail_with(None);

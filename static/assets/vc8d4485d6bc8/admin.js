@@ -285,6 +285,15 @@ function webhooksCard(id) {
   const secret = el("input", { id: "w-secret", autocomplete: "off", placeholder: "leave empty to generate one" });
   const rate = el("input", { id: "w-rate", type: "number", min: 1, max: 10000, value: 50, style: "width:6em" });
   const boxes = EVENT_TYPES.map((t) => el("input", { type: "checkbox", value: t, checked: true, id: `w-type-${t}` }));
+  // Deliveries a second, from the delivered counts of successive refreshes.
+  const last = new Map();
+  const rateOf = (e) => {
+    const now = Date.now();
+    const before = last.get(e.id);
+    last.set(e.id, { at: now, delivered: e.delivered });
+    if (!before || now === before.at) return "–";
+    return `${((e.delivered - before.delivered) / ((now - before.at) / 1000)).toFixed(1)}/s`;
+  };
   const refresh = async () => {
     const [{ ok, body }, letters] = await Promise.all([api("GET", path), api("GET", `${path}/dead`)]);
     if (!ok) return;
@@ -297,13 +306,15 @@ function webhooksCard(id) {
     table.replaceChildren(body.endpoints.length === 0
       ? el("p", { class: "muted" }, "No endpoints: order changes are recorded, and go nowhere yet.")
       : el("div", { class: "scroll" }, el("table", {},
-        el("thead", {}, el("tr", {}, ["Endpoint", "Events", "Pace", "Waiting", "Delivered", "Dead", "Oldest waiting", ""].map((h) => el("th", { scope: "col" }, h)))),
+        el("thead", {}, el("tr", {}, ["Endpoint", "Events", "Pace", "Waiting", "Retrying", "Delivered", "Now", "Dead", "Oldest waiting", ""].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, body.endpoints.map((e) => el("tr", { "data-endpoint": e.id },
           el("td", {}, e.url, e.event_id == null ? el("span", { class: "muted" }, " (deployment)") : null, e.enabled ? null : el("span", { class: "muted" }, " (disabled)")),
           el("td", {}, typesSaid(e.types)),
           el("td", {}, `${e.rate_per_s}/s`),
           el("td", { "data-hook": "pending" }, String(e.pending)),
+          el("td", { "data-hook": "retrying" }, String(e.retrying)),
           el("td", { "data-hook": "delivered" }, String(e.delivered)),
+          el("td", { "data-hook": "rate" }, rateOf(e)),
           el("td", { "data-hook": "dead" }, String(e.dead)),
           el("td", {}, age(e.oldest_pending_s)),
           el("td", {},
