@@ -47,7 +47,8 @@ CREATE UNIQUE INDEX webhook_endpoints_deployment ON webhook_endpoints (url)
 -- that takes it moves next_at past its request's timeout (a lease), so a
 -- worker that dies leaves it due again. An order's deliveries to one endpoint
 -- go in seq order: a row waits while an earlier one of its order is not
--- delivered (a dead one holds the rest back until it is retried).
+-- delivered (a dead one holds the rest back, at next_at infinity, until it is
+-- retried).
 CREATE TABLE webhook_deliveries (
     endpoint_id  BIGINT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
     event_seq    BIGINT NOT NULL REFERENCES order_events (seq),

@@ -232,7 +232,8 @@ pub enum AfterFailure {
 }
 
 /// Records a failed try `attempts`: dead after `max_attempts`, else due again
-/// after `retry_in`.
+/// after `retry_in`. A dead delivery's later events of the same order wait
+/// (`next_at` infinity) until it is retried, so nobody polls for them.
 pub async fn failed(
     db: &PgPool,
     endpoint_id: i64,
@@ -243,11 +244,17 @@ pub async fn failed(
     error: &str,
 ) -> sqlx::Result<AfterFailure> {
     let state: Option<String> = sqlx::query_scalar(
-        "UPDATE webhook_deliveries \
-         SET state = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'pending' END, \
-             next_at = now() + make_interval(secs => $5), last_error = $6 \
-         WHERE endpoint_id = $1 AND event_seq = $2 AND attempts = $3 AND state = 'pending' \
-         RETURNING state",
+        "WITH failed AS ( \
+           UPDATE webhook_deliveries \
+           SET state = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'pending' END, \
+               next_at = now() + make_interval(secs => $5), last_error = $6 \
+           WHERE endpoint_id = $1 AND event_seq = $2 AND attempts = $3 AND state = 'pending' \
+           RETURNING state, order_id \
+         ), held AS ( \
+           UPDATE webhook_deliveries d SET next_at = 'infinity' FROM failed f \
+           WHERE f.state = 'dead' AND d.endpoint_id = $1 AND d.order_id = f.order_id \
+             AND d.event_seq > $2 AND d.state = 'pending' \
+         ) SELECT state FROM failed",
     )
     .bind(endpoint_id)
     .bind(event_seq)
@@ -419,17 +426,22 @@ pub async fn dead_letters(db: &PgPool, event_id: i64, limit: i64) -> sqlx::Resul
         .collect())
 }
 
-/// Puts an event's dead deliveries to `endpoint_id` back in line with fresh tries.
+/// Puts an event's dead deliveries to `endpoint_id` back in line with fresh
+/// tries, and the events they held back with them.
 pub async fn requeue_dead(db: &PgPool, event_id: i64, endpoint_id: i64) -> sqlx::Result<i64> {
-    Ok(sqlx::query(
-        "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_at = now() \
-         WHERE event_id = $1 AND endpoint_id = $2 AND state = 'dead'",
+    sqlx::query_scalar(
+        "WITH dead AS ( \
+           UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_at = now() \
+           WHERE event_id = $1 AND endpoint_id = $2 AND state = 'dead' RETURNING 1 \
+         ), held AS ( \
+           UPDATE webhook_deliveries SET next_at = now() \
+           WHERE event_id = $1 AND endpoint_id = $2 AND state = 'pending' AND next_at = 'infinity' \
+         ) SELECT count(*) FROM dead",
     )
     .bind(event_id)
     .bind(endpoint_id)
-    .execute(db)
-    .await?
-    .rows_affected() as i64)
+    .fetch_one(db)
+    .await
 }
 
 #[derive(Debug, FromRow)]
