@@ -384,6 +384,16 @@ async fn a_failing_receiver_is_retried_with_backoff_and_dead_letters_retry_from_
         0,
         "held back behind the dead, never tried"
     );
+    // Held back until a retry: not due, so no worker keeps asking for them.
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_deliveries \
+         WHERE endpoint_id = $1 AND state = 'pending' AND next_at = 'infinity'",
+    )
+    .bind(down_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(held, 20);
 
     // Back up, and retried from the console: everything arrives, in order.
     down.fail_with(None);
