@@ -1,5 +1,7 @@
-//! Background work: the order worker, the expiry sweeper, the ledger check, and the per-process
-//! housekeeping of the HTTP side (sold-out flag re-checks, funnel flushes). Each
+//! Background work: the order worker, the expiry sweeper, the ledger check, the
+//! webhook delivery worker (`webhooks::deliver`), and the per-process
+//! housekeeping of the HTTP side (sold-out flag re-checks, funnel flushes,
+//! the webhook backlog's gauges). Each
 //! exposes a step that tests call directly; here they run in loops until shutdown.
 
 pub mod expiry;
