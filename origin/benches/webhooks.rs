@@ -97,8 +97,8 @@ async fn read_rows_per_s(pool: &PgPool) -> f64 {
     rows as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Runs a delivery worker until the receiver has acknowledged `want`;
-/// returns deliveries/s.
+/// Runs a delivery worker until the receiver has acknowledged `want` and
+/// PostgreSQL says they are delivered; returns deliveries/s.
 async fn deliver(pool: &PgPool, receiver: &Receiver, want: usize) -> f64 {
     let config = Probe::parse_from(["bench", "--webhook-secret", SECRET]).config;
     let worker = Deliverer::new(pool.clone(), &config).unwrap();
@@ -114,6 +114,17 @@ async fn deliver(pool: &PgPool, receiver: &Receiver, want: usize) -> f64 {
         },
     ));
     while receiver.acknowledged() < want {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    loop {
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        if recorded as usize >= want {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = want as f64 / started.elapsed().as_secs_f64();

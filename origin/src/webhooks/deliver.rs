@@ -3,6 +3,10 @@
 //! outcome — delivered on any 2xx; otherwise due again after an exponential
 //! backoff with jitter, or dead after the configured tries.
 //!
+//! Acknowledged deliveries are recorded in batches by one recorder task (one
+//! `UPDATE` for up to [`RECORD_BATCH`]), which holds each delivery's in-flight
+//! permit until its row says delivered.
+//!
 //! At least once: a claim is a lease, so a worker that dies mid-delivery
 //! leaves its deliveries due again once their lease ends, and they go out
 //! again with the same `id`. Several workers in several processes share the
@@ -14,7 +18,7 @@ use std::time::Duration;
 use rushgate_core::webhook::{self, SIGNATURE_HEADER};
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
 use super::WebhookConfig;
@@ -28,6 +32,13 @@ const LEASE_MARGIN: Duration = Duration::from_secs(2);
 
 /// The longest error text kept with a delivery.
 const MAX_ERROR_LEN: usize = 300;
+
+/// The most acknowledged deliveries recorded in one statement.
+const RECORD_BATCH: usize = 1000;
+
+/// A delivery the endpoint acknowledged, waiting to be recorded, with its
+/// in-flight permit.
+type Acknowledged = ((i64, i64), OwnedSemaphorePermit);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -45,6 +56,7 @@ pub struct Deliverer {
     http: reqwest::Client,
     settings: Arc<Settings>,
     in_flight: Arc<Semaphore>,
+    acknowledged: mpsc::UnboundedSender<Acknowledged>,
 }
 
 impl Deliverer {
@@ -56,9 +68,12 @@ impl Deliverer {
             .user_agent(concat!("rushgate-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let in_flight = config.webhook_in_flight.max(1);
+        let (acknowledged, queue) = mpsc::unbounded_channel();
+        tokio::spawn(record(db.clone(), queue));
         Ok(Self {
             db,
             http,
+            acknowledged,
             settings: Arc::new(Settings {
                 secret: config.webhook_secret.0.as_bytes().to_vec(),
                 lease: config.timeout() + LEASE_MARGIN,
@@ -104,7 +119,8 @@ impl Deliverer {
         Ok(started)
     }
 
-    /// Waits until none of this worker's deliveries is in flight.
+    /// Waits until none of this worker's deliveries is in flight or waiting
+    /// to be recorded.
     pub async fn settle(&self) {
         let all = u32::try_from(self.settings.in_flight).unwrap_or(u32::MAX);
         if let Ok(permits) = self.in_flight.acquire_many(all).await {
@@ -113,19 +129,22 @@ impl Deliverer {
     }
 
     /// Sends one delivery and records what came of it.
-    async fn deliver(&self, endpoint: &Endpoint, delivery: Claimed, _permit: OwnedSemaphorePermit) {
-        let result = self.send(endpoint, &delivery).await;
-        let recorded = match result {
+    async fn deliver(&self, endpoint: &Endpoint, delivery: Claimed, permit: OwnedSemaphorePermit) {
+        match self.send(endpoint, &delivery).await {
             Ok(()) => {
                 metrics::counter!("rushgate_webhook_deliveries_total", "outcome" => "delivered")
                     .increment(1);
-                repo::delivered(&self.db, endpoint.id, delivery.event_seq).await
+                // Recorded with others; if the recorder is gone, the lease
+                // runs out and the delivery goes again, with the same id.
+                let _ = self
+                    .acknowledged
+                    .send(((endpoint.id, delivery.event_seq), permit));
             }
-            Err(error) => self.failed(endpoint, &delivery, &error).await,
-        };
-        if let Err(e) = recorded {
-            // The lease runs out and the delivery goes again, with the same id.
-            tracing::warn!(endpoint = endpoint.id, seq = delivery.event_seq, error = %e, "outcome not recorded");
+            Err(error) => {
+                if let Err(e) = self.failed(endpoint, &delivery, &error).await {
+                    tracing::warn!(endpoint = endpoint.id, seq = delivery.event_seq, error = %e, "outcome not recorded");
+                }
+            }
         }
     }
 
@@ -197,6 +216,20 @@ impl Deliverer {
         } else {
             Err(format!("HTTP {}", status.as_u16()))
         }
+    }
+}
+
+/// Records acknowledged deliveries as they come, up to [`RECORD_BATCH`] a
+/// statement, until every sender is gone. A batch that cannot be written is
+/// dropped: its leases run out and the deliveries go again.
+async fn record(db: PgPool, mut queue: mpsc::UnboundedReceiver<Acknowledged>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while queue.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let (done, permits): (Vec<(i64, i64)>, Vec<OwnedSemaphorePermit>) = batch.drain(..).unzip();
+        if let Err(e) = repo::delivered(&db, &done).await {
+            tracing::warn!(deliveries = done.len(), error = %e, "acknowledged deliveries not recorded; they go again");
+        }
+        drop(permits);
     }
 }
 

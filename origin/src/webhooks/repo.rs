@@ -209,14 +209,17 @@ pub async fn claim(
     Ok(Some((endpoint, claimed)))
 }
 
-/// Records a delivery the endpoint acknowledged.
-pub async fn delivered(db: &PgPool, endpoint_id: i64, event_seq: i64) -> sqlx::Result<()> {
+/// Records deliveries their endpoints acknowledged: (endpoint, event seq).
+pub async fn delivered(db: &PgPool, done: &[(i64, i64)]) -> sqlx::Result<()> {
+    let (endpoints, seqs): (Vec<i64>, Vec<i64>) = done.iter().copied().unzip();
     sqlx::query(
-        "UPDATE webhook_deliveries SET state = 'delivered', delivered_at = now(), last_error = NULL \
-         WHERE endpoint_id = $1 AND event_seq = $2 AND state <> 'delivered'",
+        "UPDATE webhook_deliveries d \
+         SET state = 'delivered', delivered_at = now(), last_error = NULL \
+         FROM unnest($1::bigint[], $2::bigint[]) AS t (endpoint_id, seq) \
+         WHERE d.endpoint_id = t.endpoint_id AND d.event_seq = t.seq AND d.state <> 'delivered'",
     )
-    .bind(endpoint_id)
-    .bind(event_seq)
+    .bind(&endpoints)
+    .bind(&seqs)
     .execute(db)
     .await?;
     Ok(())
