@@ -4,6 +4,8 @@
 //! the most deliveries seen in any one second ÷ its configured rate.
 //!
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p rushgate-origin --bench webhooks [-- ORDERS]`
+//! (the worker's settings from the `RUSHGATE_WEBHOOK_*` variables, e.g.
+//! `RUSHGATE_WEBHOOK_IN_FLIGHT=256`).
 
 use std::time::{Duration, Instant};
 
