@@ -214,17 +214,18 @@ async fn a_crowd_s_orders_are_delivered_at_the_endpoint_s_pace_signed_and_in_ord
         acknowledged_ids(&received),
         events.keys().copied().collect()
     );
-    // Counted per second at the receiver: never more than the rate and the
-    // burst. (Any one-second window: the same, give or take network jitter.)
+    // Counted per second at the receiver: the rate and the burst, and a send
+    // or two that a busy machine let slip into the next second. (Broken
+    // pacing shows as hundreds: the worker may send 64 at once.)
     let mut per_second: HashMap<i64, usize> = HashMap::new();
     for r in &received {
         *per_second.entry(r.at.unix_timestamp()).or_default() += 1;
     }
     let busiest = per_second.values().max().copied().unwrap_or(0);
-    assert!(busiest <= 50 + 5, "{busiest} deliveries in one second");
+    assert!(busiest <= 50 + 5 + 2, "{busiest} deliveries in one second");
     let densest = densest_second(&received);
     assert!(
-        densest <= 50 + 5 + 2,
+        densest <= 50 + 5 + 3,
         "{densest} deliveries within one second"
     );
     // Each order's changes arrived in the order they happened.
