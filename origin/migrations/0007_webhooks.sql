@@ -69,6 +69,9 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint_id, next_at,
 CREATE INDEX webhook_deliveries_open ON webhook_deliveries (endpoint_id, order_id, event_seq)
     WHERE state <> 'delivered';
 CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id, state);
+-- Delivered rows past the retention (RUSHGATE_WEBHOOK_KEEP_DAYS) are pruned.
+CREATE INDEX webhook_deliveries_delivered ON webhook_deliveries (delivered_at)
+    WHERE state = 'delivered';
 
 -- Queues a delivery of each new event to every enabled endpoint that wants it.
 CREATE FUNCTION webhook_fan_out(seqs BIGINT[]) RETURNS VOID

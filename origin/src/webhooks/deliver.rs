@@ -40,9 +40,14 @@ const RECORD_BATCH: usize = 1000;
 /// in-flight permit.
 type Acknowledged = ((i64, i64), OwnedSemaphorePermit);
 
+/// The most rows one pruning step deletes.
+const PRUNE_BATCH: i64 = 10_000;
+
 #[derive(Debug, Clone)]
 struct Settings {
     secret: Vec<u8>,
+    /// How long delivered rows are kept; `None`: for ever.
+    keep: Option<Duration>,
     lease: Duration,
     max_attempts: u32,
     backoff_ms: u64,
@@ -76,6 +81,8 @@ impl Deliverer {
             acknowledged,
             settings: Arc::new(Settings {
                 secret: config.webhook_secret.0.as_bytes().to_vec(),
+                keep: (config.webhook_keep_days > 0)
+                    .then(|| Duration::from_secs(u64::from(config.webhook_keep_days) * 86_400)),
                 lease: config.timeout() + LEASE_MARGIN,
                 max_attempts: config.webhook_max_attempts.max(1),
                 backoff_ms: config.webhook_backoff_ms,
@@ -117,6 +124,19 @@ impl Deliverer {
             }
         }
         Ok(started)
+    }
+
+    /// Deletes a batch of delivered rows past the retention; true when it
+    /// was a full batch (more may be waiting).
+    pub async fn prune(&self) -> sqlx::Result<bool> {
+        let Some(age) = self.settings.keep else {
+            return Ok(false);
+        };
+        let deleted = repo::prune_delivered(&self.db, age, PRUNE_BATCH).await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "pruned delivered webhook deliveries");
+        }
+        Ok(deleted as i64 >= PRUNE_BATCH)
     }
 
     /// Waits until none of this worker's deliveries is in flight or waiting

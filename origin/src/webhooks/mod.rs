@@ -72,6 +72,10 @@ pub struct WebhookConfig {
     /// Most deliveries one process has in flight at once.
     #[arg(long, env = "RUSHGATE_WEBHOOK_IN_FLIGHT", default_value_t = 64)]
     pub webhook_in_flight: usize,
+    /// Days a delivered delivery's row is kept (0: for ever); waiting and
+    /// dead ones are always kept, and so are the order events themselves.
+    #[arg(long, env = "RUSHGATE_WEBHOOK_KEEP_DAYS", default_value_t = 30)]
+    pub webhook_keep_days: u32,
 }
 
 #[derive(Debug, thiserror::Error)]

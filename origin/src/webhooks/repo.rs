@@ -274,6 +274,22 @@ pub async fn failed(
     })
 }
 
+/// Deletes up to `limit` rows of deliveries delivered more than `age` ago;
+/// returns how many went.
+pub async fn prune_delivered(db: &PgPool, age: Duration, limit: i64) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE (endpoint_id, event_seq) IN ( \
+           SELECT endpoint_id, event_seq FROM webhook_deliveries \
+           WHERE state = 'delivered' AND delivered_at < now() - make_interval(secs => $1) \
+           LIMIT $2)",
+    )
+    .bind(age.as_secs_f64())
+    .bind(limit)
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
 /// Deliveries waiting and dead for enabled endpoints, and the age of the
 /// oldest waiting one (s). (A disabled endpoint's waiting deliveries stay in
 /// its console row, not in the backlog.)

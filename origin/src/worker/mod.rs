@@ -123,6 +123,16 @@ pub fn spawn_workers(
         ledger,
         deliverer,
     } = workers;
+    let pruner = deliverer.clone();
+    tracker.spawn(run_loop(
+        "webhook-prune",
+        shutdown.clone(),
+        PRUNE_EVERY,
+        move || {
+            let pruner = pruner.clone();
+            async move { Ok(pruner.prune().await?) }
+        },
+    ));
     let stop = shutdown.clone();
     let idle = Duration::from_millis(config.webhook_poll_ms);
     tracker.spawn(async move {

@@ -506,3 +506,57 @@ async fn bad_endpoints_are_refused_and_change_nothing(db: PgPool) {
         .await;
     missing.assert_error(404, "not_found");
 }
+
+#[sqlx::test]
+async fn delivered_rows_past_the_retention_are_pruned_and_nothing_else(db: PgPool) {
+    let app = Arc::new(spawn_app(db).await);
+    let (event_id, tier_id) = open_sale(&app, 10, 1, 1).await;
+    let (_, admin) = app.user(Role::Admin).await;
+    add_endpoint(
+        &app,
+        event_id,
+        &admin,
+        json!({"url": "http://127.0.0.1:9/hooks", "secret": SECRET}),
+    )
+    .await;
+    crowd_buys(&app, event_id, tier_id, 4).await;
+    // Eight deliveries: two delivered 40 days ago, one yesterday, one dead
+    // for 40 days, four waiting.
+    let set = |sql: &'static str| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query(sql).execute(&db).await.unwrap();
+        }
+    };
+    set("UPDATE webhook_deliveries SET state = 'delivered', delivered_at = now() - interval '40 days' \
+         WHERE event_seq IN (SELECT event_seq FROM webhook_deliveries ORDER BY event_seq LIMIT 2)")
+    .await;
+    set("UPDATE webhook_deliveries SET state = 'delivered', delivered_at = now() - interval '1 day' \
+         WHERE event_seq = (SELECT event_seq FROM webhook_deliveries ORDER BY event_seq OFFSET 2 LIMIT 1)")
+    .await;
+    set("UPDATE webhook_deliveries SET state = 'dead', next_at = now() - interval '40 days' \
+         WHERE event_seq = (SELECT event_seq FROM webhook_deliveries ORDER BY event_seq OFFSET 3 LIMIT 1)")
+    .await;
+    let states = || async {
+        sqlx::query_scalar::<_, String>("SELECT state FROM webhook_deliveries ORDER BY event_seq")
+            .fetch_all(&app.db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(states().await.len(), 8);
+
+    let forever = Deliverer::new(app.db.clone(), &config(&["--webhook-keep-days", "0"])).unwrap();
+    assert!(!forever.prune().await.unwrap());
+    assert_eq!(states().await.len(), 8);
+    let month = Deliverer::new(app.db.clone(), &config(&[])).unwrap();
+    assert!(!month.prune().await.unwrap(), "less than a full batch");
+    let left = states().await;
+    assert_eq!(left.len(), 6);
+    assert_eq!(left.iter().filter(|s| *s == "delivered").count(), 1);
+    assert_eq!(left.iter().filter(|s| *s == "dead").count(), 1);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM order_events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(events, 8, "the buyers' history stays");
+}
