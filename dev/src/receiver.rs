@@ -128,6 +128,24 @@ impl Receiver {
     }
 }
 
+/// The most deliveries that arrived within any one second.
+pub fn densest_second(received: &[Received]) -> usize {
+    let mut times: Vec<i128> = received
+        .iter()
+        .map(|r| r.at.unix_timestamp_nanos())
+        .collect();
+    times.sort_unstable();
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|&&t| t < times[i] + 1_000_000_000)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let at = OffsetDateTime::now_utc();
     let (fail_with, delay) = {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser as _;
 use rushgate_core::webhook::EventType;
-use rushgate_dev::receiver::Receiver;
+use rushgate_dev::receiver::{Receiver, densest_second};
 use rushgate_origin::sale::record::Reservation;
 use rushgate_origin::store::db;
 use rushgate_origin::webhooks::WebhookConfig;
@@ -135,24 +135,6 @@ async fn deliver(pool: &PgPool, receiver: &Receiver, want: usize) -> f64 {
     rate
 }
 
-/// The most arrivals within any one second.
-fn densest_second(receiver: &Receiver) -> usize {
-    let times: Vec<i128> = receiver
-        .received()
-        .iter()
-        .map(|r| r.at.unix_timestamp_nanos())
-        .collect();
-    (0..times.len())
-        .map(|i| {
-            times[i..]
-                .iter()
-                .take_while(|&&t| t < times[i] + 1_000_000_000)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::args()
@@ -184,7 +166,7 @@ async fn main() {
         let orders = (rate * 6) as usize;
         let pool = outbox(&base, &name, &receiver.url(), rate, orders).await;
         let sent = deliver(&pool, &receiver, 2 * orders).await;
-        let densest = densest_second(&receiver);
+        let densest = densest_second(&receiver.received());
         println!(
             "paced at {rate}/s (burst {}): {} deliveries at {sent:.1}/s on average, densest second {densest} = {:.3} × the rate",
             (rate / 10).max(1),

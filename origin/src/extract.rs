@@ -149,6 +149,14 @@ fn strip_position(message: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Id(pub i64);
 
+/// `raw` as a positive id, or 400 `invalid_input` naming `field`.
+pub fn positive_id(raw: &str, field: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid(field, "must be a positive integer"))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;
 
@@ -156,11 +164,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::invalid("id", "must be a positive integer"))?;
-        raw.parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .map(Self)
-            .ok_or_else(|| ApiError::invalid("id", "must be a positive integer"))
+        positive_id(&raw, "id").map(Self)
     }
 }
 

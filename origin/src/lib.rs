@@ -8,6 +8,7 @@ pub mod auth;
 pub mod buy;
 pub mod cli;
 pub mod config;
+pub mod csv_file;
 pub mod demo;
 pub mod edge_report;
 pub mod error;

@@ -6,8 +6,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use rushgate_core::ErrorCode;
 use rushgate_core::api::{GenerateCodes, PresaleCodes};
 use rushgate_core::presale::{self, MAX_CODES};
@@ -17,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
+use crate::csv_file::CsvFile;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser, Id};
 
@@ -207,34 +207,16 @@ async fn export(State(state): State<AppState>, user: AuthUser, Id(id): Id) -> Ap
     .bind(id)
     .fetch_all(&state.db)
     .await?;
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    let mut write = |fields: &[&str]| {
-        csv.write_record(fields)
-            .map_err(|e| ApiError::Internal(e.into()))
-    };
-    write(&["code", "user_id", "bound_at"])?;
+    let mut file = CsvFile::new(&["code", "user_id", "bound_at"])?;
     for row in &rows {
         let user = row.user_id.map(|u| u.to_string()).unwrap_or_default();
         let at = row
             .bound_at
             .and_then(|t| t.format(&Rfc3339).ok())
             .unwrap_or_default();
-        write(&[&row.code, &user, &at])?;
+        file.row(&[&row.code, &user, &at])?;
     }
-    let bytes = csv
-        .into_inner()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"event-{id}-presale-codes.csv\""),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    file.attachment(&format!("event-{id}-presale-codes.csv"))
 }
 
 #[cfg(test)]

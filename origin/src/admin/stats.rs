@@ -4,8 +4,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::future::join_all;
 use rushgate_core::api::{EventStats, Funnel, TierStats};
 use time::format_description::well_known::Rfc3339;
@@ -13,7 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::csv_file::CsvFile;
+use crate::error::ApiResult;
 use crate::events::repo::EventRecord;
 use crate::extract::{AuthUser, Id};
 use crate::sale::Bucket;
@@ -208,12 +208,7 @@ async fn orders_csv(
     .fetch_all(&state.db)
     .await?;
     let time = |t: &time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    let mut write = |fields: &[&str]| {
-        csv.write_record(fields)
-            .map_err(|e| ApiError::Internal(e.into()))
-    };
-    write(&[
+    let mut file = CsvFile::new(&[
         "order_id",
         "user_id",
         "username",
@@ -225,7 +220,7 @@ async fn orders_csv(
         "paid_at",
     ])?;
     for w in &winners {
-        write(&[
+        file.row(&[
             &w.id.to_string(),
             &w.user_id.to_string(),
             w.username.as_deref().unwrap_or(""),
@@ -237,18 +232,5 @@ async fn orders_csv(
             &w.paid_at.as_ref().map(time).unwrap_or_default(),
         ])?;
     }
-    let bytes = csv
-        .into_inner()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"event-{id}-orders.csv\""),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    file.attachment(&format!("event-{id}-orders.csv"))
 }

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser, Id};
+use crate::extract::{ApiJson, AuthUser, Id, positive_id};
 
 use super::{check_url, repo};
 
@@ -34,13 +34,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The event id and an endpoint id from the path.
 fn ids(raw: (String, String)) -> ApiResult<(i64, i64)> {
-    let parse = |s: &str, field: &str| {
-        s.parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .ok_or_else(|| ApiError::invalid(field, "must be a positive integer"))
-    };
-    Ok((parse(&raw.0, "id")?, parse(&raw.1, "endpoint_id")?))
+    Ok((
+        positive_id(&raw.0, "id")?,
+        positive_id(&raw.1, "endpoint_id")?,
+    ))
 }
 
 /// An endpoint's settings, checked: (secret, types, rate, burst).

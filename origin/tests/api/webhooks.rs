@@ -12,7 +12,7 @@ use futures::StreamExt as _;
 use rushgate_client::eventually;
 use rushgate_core::Role;
 use rushgate_core::webhook::{self, EventType};
-use rushgate_dev::receiver::{Received, Receiver};
+use rushgate_dev::receiver::{Received, Receiver, densest_second};
 use rushgate_origin::webhooks::WebhookConfig;
 use rushgate_origin::webhooks::deliver::Deliverer;
 use rushgate_origin::worker::run_loop;
@@ -128,23 +128,6 @@ fn acknowledged_ids(received: &[Received]) -> HashSet<Uuid> {
         .filter(|r| r.status == 204)
         .filter_map(|r| r.event.as_ref().map(|e| e.id))
         .collect()
-}
-
-/// The most deliveries that arrived within any one second.
-fn densest_second(received: &[Received]) -> usize {
-    let times: Vec<i128> = received
-        .iter()
-        .map(|r| r.at.unix_timestamp_nanos())
-        .collect();
-    (0..times.len())
-        .map(|i| {
-            times[i..]
-                .iter()
-                .take_while(|&&t| t < times[i] + 1_000_000_000)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Each order's event types in the order they arrived (acknowledged ones).
