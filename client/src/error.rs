@@ -7,9 +7,13 @@ use serde::de::DeserializeOwned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The API refused: its status and `{"error", "message", ...}` body.
+    /// The API refused: its status and `{"error", "message", ...}` body
+    /// (boxed: errors stay small beside the successes they travel with).
     #[error("{status}: {} ({})", .body.error, .body.message)]
-    Api { status: StatusCode, body: ErrorBody },
+    Api {
+        status: StatusCode,
+        body: Box<ErrorBody>,
+    },
     /// An answer that is neither the expected type nor an error body.
     #[error("{status}: unexpected answer: {text}")]
     Unexpected { status: StatusCode, text: String },
@@ -38,7 +42,7 @@ impl Error {
     /// The error body, if the API refused.
     pub fn body(&self) -> Option<&ErrorBody> {
         match self {
-            Self::Api { body, .. } => Some(body),
+            Self::Api { body, .. } => Some(body.as_ref()),
             _ => None,
         }
     }
@@ -62,7 +66,10 @@ pub(crate) fn decode<T: DeserializeOwned>(status: StatusCode, text: &str) -> Res
         return Ok(value);
     }
     match serde_json::from_str::<ErrorBody>(text) {
-        Ok(body) if !status.is_success() => Err(Error::Api { status, body }),
+        Ok(body) if !status.is_success() => Err(Error::Api {
+            status,
+            body: Box::new(body),
+        }),
         _ => Err(Error::Unexpected {
             status,
             text: text.chars().take(500).collect(),

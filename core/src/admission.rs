@@ -100,6 +100,7 @@ mod tests {
     fn auto_scales_with_stock_and_crowd() {
         let a = Admission::Auto {
             mode: AutoMode::Auto,
+            draw_s: 0,
         };
         assert_eq!(probability(&a, 0, crowd(100, 10.0)), 1.0);
         let p = probability(&a, 0, crowd(10, 4000.0));
@@ -160,7 +161,7 @@ mod tests {
         fn probabilities_are_probabilities(rounds in proptest::collection::vec(0.0f64..=1.0, 1..8),
                                            round in 0u32..20, remaining in -5i64..1000, arrivals in 0.0f64..1e6) {
             let c = crowd(remaining, arrivals);
-            for a in [Admission::Rounds { rounds }, Admission::Auto { mode: AutoMode::Auto }] {
+            for a in [Admission::Rounds { rounds }, Admission::Auto { mode: AutoMode::Auto, draw_s: 0 }] {
                 let p = probability(&a, round, c);
                 prop_assert!((0.0..=1.0).contains(&p));
             }

@@ -86,6 +86,14 @@ pub struct ErrorBody {
     /// When to try again (`overloaded`, `duplicate_request`, `not_admitted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
+    /// The instant to try again, to the millisecond (`not_admitted` in an
+    /// opening draw, where turns are milliseconds apart).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub retry_at: Option<OffsetDateTime>,
     /// Enters the next admission round (`not_admitted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_token: Option<String>,
@@ -113,6 +121,7 @@ impl ErrorBody {
             field: None,
             retry_after_s: None,
             retry_token: None,
+            retry_at: None,
             opens_at: None,
         }
     }
@@ -133,6 +142,11 @@ impl ErrorBody {
 
     pub fn with_retry_token(mut self, token: String) -> Self {
         self.retry_token = Some(token);
+        self
+    }
+
+    pub fn with_retry_at(mut self, at: OffsetDateTime) -> Self {
+        self.retry_at = Some(at);
         self
     }
 

@@ -16,8 +16,8 @@ pub const MAX_PRICE_CENTS: i64 = 10_000_000_000;
 pub const MAX_PER_USER_LIMIT: u32 = 100;
 
 /// How the edge admits buyers: fixed probabilities per round, automatic, or a
-/// fair queue. Serialized as `{"rounds": [p1, ...]}`, `{"mode": "auto"}` or
-/// `{"mode": "queue", "window_s": 120}`.
+/// fair queue. Serialized as `{"rounds": [p1, ...]}`, `{"mode": "auto",
+/// "draw_s": 10}` or `{"mode": "queue", "window_s": 120}`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -25,8 +25,14 @@ pub enum Admission {
     /// Round `i` admits with probability `rounds[i]`; past the last round the last
     /// probability applies.
     Rounds { rounds: Vec<f64> },
-    /// The edge derives the probability from the remaining stock and the crowd.
-    Auto { mode: AutoMode },
+    /// The edge derives the probability from the remaining stock and the crowd,
+    /// after an opening draw over the first `draw_s` seconds' arrivals
+    /// (`core::opening`; 0: none).
+    Auto {
+        mode: AutoMode,
+        #[serde(default = "default_draw_s")]
+        draw_s: u32,
+    },
     /// A queue at the edge (SPEC §4, "Queue"): a drawn pre-queue, then arrival
     /// order; an admitted user has `window_s` seconds of their own to buy.
     Queue {
@@ -37,6 +43,15 @@ pub enum Admission {
 }
 
 impl Admission {
+    /// The opening draw's window, seconds, if this is an automatic lottery
+    /// with one.
+    pub fn draw_s(&self) -> Option<u32> {
+        match self {
+            Self::Auto { draw_s, .. } if *draw_s > 0 => Some(*draw_s),
+            _ => None,
+        }
+    }
+
     /// The queue's exclusive window, if this is a queue.
     pub fn queue_window_s(&self) -> Option<u32> {
         match self {
@@ -60,6 +75,10 @@ pub const QUEUE_WINDOW_S: std::ops::RangeInclusive<u32> = 10..=3_600;
 
 fn default_window_s() -> u32 {
     DEFAULT_QUEUE_WINDOW_S
+}
+
+fn default_draw_s() -> u32 {
+    crate::opening::DEFAULT_DRAW_S
 }
 
 /// The `mode` of the `admission` field as written.
@@ -97,16 +116,26 @@ pub struct AdmissionInput {
     /// The queue's exclusive window (mode `queue` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_s: Option<u32>,
+    /// The opening draw's window (mode `auto` only; 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draw_s: Option<u32>,
 }
 
 impl Admission {
     /// Validates the `admission` field: rounds of 1 to 8 probabilities in
-    /// (0, 1], automatic, or a queue with its window — one of the three.
+    /// (0, 1], automatic with its opening draw, or a queue with its window —
+    /// one of the three.
     pub fn from_input(input: &AdmissionInput) -> Result<Self, FieldError> {
         if input.window_s.is_some() && input.mode != Some(ModeInput::Queue) {
             return Err(FieldError::new(
                 "admission.window_s",
                 "only a queue has a window",
+            ));
+        }
+        if input.draw_s.is_some() && input.mode != Some(ModeInput::Auto) {
+            return Err(FieldError::new(
+                "admission.draw_s",
+                "only automatic admission has an opening draw",
             ));
         }
         match (&input.rounds, input.mode) {
@@ -127,9 +156,23 @@ impl Admission {
                     rounds: rounds.clone(),
                 })
             }
-            (None, Some(ModeInput::Auto)) => Ok(Self::Auto {
-                mode: AutoMode::Auto,
-            }),
+            (None, Some(ModeInput::Auto)) => {
+                let draw_s = input.draw_s.unwrap_or(crate::opening::DEFAULT_DRAW_S);
+                if !crate::opening::DRAW_S.contains(&draw_s) {
+                    return Err(FieldError::new(
+                        "admission.draw_s",
+                        format!(
+                            "must be {} to {} seconds",
+                            crate::opening::DRAW_S.start(),
+                            crate::opening::DRAW_S.end()
+                        ),
+                    ));
+                }
+                Ok(Self::Auto {
+                    mode: AutoMode::Auto,
+                    draw_s,
+                })
+            }
             (None, Some(ModeInput::Queue)) => {
                 let window_s = input.window_s.unwrap_or(DEFAULT_QUEUE_WINDOW_S);
                 if !QUEUE_WINDOW_S.contains(&window_s) {
@@ -501,7 +544,18 @@ mod tests {
         let auto = parse(json!({"mode": "auto"})).unwrap();
         assert_eq!(
             serde_json::to_value(&auto).unwrap(),
-            json!({"mode": "auto"})
+            json!({"mode": "auto", "draw_s": 10})
+        );
+        assert_eq!(auto.draw_s(), Some(10));
+        let undrawn = parse(json!({"mode": "auto", "draw_s": 0})).unwrap();
+        assert_eq!(undrawn.draw_s(), None);
+        assert_eq!(
+            parse(json!({"mode": "auto", "draw_s": 301})),
+            Err("admission.draw_s".into())
+        );
+        assert_eq!(
+            parse(json!({"rounds": [1], "draw_s": 5})),
+            Err("admission.draw_s".into())
         );
         let rounds = parse(json!({"rounds": [0.3, 1]})).unwrap();
         assert_eq!(
@@ -525,12 +579,16 @@ mod tests {
             parse(json!({"mode": "auto", "window_s": 60})),
             Err("admission.window_s".into())
         );
-        // Stored before the window existed: the default.
+        // Stored before the window (the draw) existed: the default.
         assert_eq!(
             serde_json::from_value::<Admission>(json!({"mode": "queue"})).unwrap(),
             queue
         );
-        for stored in [auto, rounds, queue, short] {
+        assert_eq!(
+            serde_json::from_value::<Admission>(json!({"mode": "auto"})).unwrap(),
+            auto
+        );
+        for stored in [auto, undrawn, rounds, queue, short] {
             let text = serde_json::to_string(&stored).unwrap();
             assert_eq!(serde_json::from_str::<Admission>(&text).unwrap(), stored);
         }

@@ -162,6 +162,19 @@ impl Keyring {
         }
     }
 
+    /// A number only this deployment can compute: HMAC-SHA256 under the
+    /// current key of `label` then `message` (a label other than the tokens'
+    /// keeps it apart from every tag).
+    pub fn private_number(&self, label: &[u8], message: &[u8]) -> [u8; 32] {
+        debug_assert_ne!(label, MAC_LABEL);
+        let mut ctx = hmac::Context::with_key(&self.current.key);
+        ctx.update(label);
+        ctx.update(message);
+        let mut number = [0u8; 32];
+        number.copy_from_slice(ctx.sign().as_ref());
+        number
+    }
+
     fn key_for(&self, id: &[u8]) -> Result<&SigningKey, TokenError> {
         if id == self.current.id {
             return Ok(&self.current);
@@ -273,7 +286,8 @@ impl Claims for AdmissionClaims {
 pub struct RetryClaims {
     pub event_id: i64,
     pub user_id: i64,
-    /// The round this token enters (1 for the first retry).
+    /// The round this token enters (1 for the first retry; 0 is a ticket of
+    /// an opening draw, `core::opening`).
     pub round: u32,
     pub not_before: i64,
     pub exp: i64,

@@ -6,16 +6,20 @@
 //! probability admission → room in the stock (never more units in flight to the
 //! origin than are left) → forward to the origin with `X-Rushgate-Admit`, and
 //! relay its answer. An attempt refused before the shard (bad token, bad body,
-//! sold out) is not counted and opens no dedup window. A queue's buyers were
-//! admitted before they had the URL: they skip the short-circuit, the round
-//! and the room check.
+//! sold out, a draw ticket before its turn) is not counted and opens no dedup
+//! window. A queue's buyers were admitted before they had the URL: they skip
+//! the short-circuit, the round and the room check. In an automatic lottery's
+//! opening draw (`core::opening`) first attempts get a ticket instead of a
+//! round, and a drawn ticket at its turn is admitted.
 
 use rushgate_core::admission::{self, Crowd};
 use rushgate_core::api::{BuyRequest, header, is_json_object};
 use rushgate_core::dedup::Gate;
-use rushgate_core::token::RetryClaims;
+use rushgate_core::opening::{self, Draw, Turn};
+use rushgate_core::token::{RetryClaims, SessionClaims};
 use rushgate_core::{ErrorBody, ErrorCode, attest, purchase};
 use std::rc::Rc;
+use time::OffsetDateTime;
 
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -76,6 +80,24 @@ pub async fn buy(
     }
 
     let retry = retry_claims(&headers, config, event_id, user.user_id, now_s)?;
+    // The opening draw's turn, decided before the shard: a ticket before its
+    // turn is not spent.
+    let draw = (view.admission.draw_s())
+        .and_then(|draw_s| Draw::new(rushgate_core::queue::unix_ms(view.opens_at), draw_s));
+    let number = draw.map_or(0.0, |_| {
+        opening::number(&config.keys, event_id, user.user_id)
+    });
+    let turn = draw.map(|draw| {
+        let share = snapshot::drawn_share(&view, now_ms, draw.ends_ms);
+        let ticket = retry.is_some_and(|r| r.round == 0);
+        draw.turn(now_ms, ticket, number, share)
+    });
+    if let Some(Turn::Wait { until_ms }) = turn {
+        funnel::bump(event_id, Step::NotAdmitted);
+        let token = headers.get(header::RETRY_TOKEN)?.unwrap_or_default();
+        let message = "your turn in the opening draw comes at retry_at";
+        return Err(come_back(message, token, until_ms, now_ms));
+    }
     // A first attempt with no dedup window has nothing to ask the shard; the
     // origin checks the session for revocation itself.
     let gate = if retry.is_none() && view.dedup_window_s == 0 {
@@ -96,7 +118,7 @@ pub async fn buy(
     };
     let duplicate = |message: &str, retry_after_s: u64| {
         funnel::bump(event_id, Step::Deduped);
-        EdgeError(
+        EdgeError::from(
             ErrorBody::new(ErrorCode::DuplicateRequest, message).with_retry_after(retry_after_s),
         )
     };
@@ -117,7 +139,17 @@ pub async fn buy(
         remaining,
         arrivals_per_s: snapshot::arrival(event_id, now_ms),
     };
-    let p = admission::probability(&view.admission, round, crowd);
+    let p = match turn {
+        Some(Turn::Enter { until_ms }) => {
+            snapshot::enter_draw(event_id, user.user_id, number);
+            return Err(ticket(config, &user, event_id, 0, until_ms, now_ms));
+        }
+        Some(Turn::Late { until_ms }) => {
+            return Err(ticket(config, &user, event_id, 1, until_ms, now_ms));
+        }
+        Some(Turn::Admit) => 1.0,
+        _ => admission::probability(&view.admission, round, crowd),
+    };
     // One draw for the round and for the retry token a loser gets.
     let draw: [u8; 20] = clock::random();
     let u = admission::unit_interval(u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]));
@@ -174,7 +206,7 @@ fn retry_claims(
         ));
     }
     if now_s < claims.not_before {
-        return Err(EdgeError(
+        return Err(EdgeError::from(
             ErrorBody::new(
                 ErrorCode::NotAdmitted,
                 "too early; wait for your next round",
@@ -210,10 +242,58 @@ fn not_admitted(
         exp: now_s + i64::from(wait) + 120,
         nonce,
     });
-    EdgeError(
+    EdgeError::from(
         ErrorBody::from(ErrorCode::NotAdmitted)
             .with_retry_after(u64::from(wait))
             .with_retry_token(token),
+    )
+}
+
+/// 429 `not_admitted` in the opening draw, with a retry token for `until_ms`:
+/// a ticket (round 0) into the draw, or (round 1) into the lottery after it.
+fn ticket(
+    config: &Config,
+    user: &SessionClaims,
+    event_id: i64,
+    round: u32,
+    until_ms: i64,
+    now_ms: i64,
+) -> EdgeError {
+    funnel::bump(event_id, Step::NotAdmitted);
+    // A ticket's turn is checked to the millisecond; a round-1 token only by
+    // its whole second, so it must not count before the instant.
+    let not_before = match round {
+        0 => until_ms.div_euclid(1000),
+        _ => until_ms.div_euclid(1000) + i64::from(until_ms.rem_euclid(1000) > 0),
+    };
+    let token = config.keys.sign(&RetryClaims {
+        event_id,
+        user_id: user.user_id,
+        round,
+        not_before,
+        exp: not_before + opening::SPREAD_MS / 1000 + 120,
+        nonce: clock::random(),
+    });
+    let message = match round {
+        0 => {
+            "you are in the opening draw: everyone who asks in the sale's first seconds \
+             takes a turn in a random order; yours is told at retry_at"
+        }
+        _ => "the opening draw's turns are under way: your round comes at retry_at",
+    };
+    come_back(message, token, until_ms, now_ms)
+}
+
+/// 429 `not_admitted`: come back with `token` at `until_ms`.
+fn come_back(message: &str, token: String, until_ms: i64, now_ms: i64) -> EdgeError {
+    let wait_ms = (until_ms - now_ms).max(0);
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(until_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    EdgeError::from(
+        ErrorBody::new(ErrorCode::NotAdmitted, message)
+            .with_retry_after((wait_ms as u64).div_ceil(1000))
+            .with_retry_token(token)
+            .with_retry_at(at),
     )
 }
 

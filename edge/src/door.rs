@@ -167,7 +167,7 @@ async fn count_try(
     let (account, address) = (account?, address?);
     let slow = |after: &str| {
         let after_s = after.parse().unwrap_or(60);
-        EdgeError(ErrorBody::from(ErrorCode::SlowDown).with_retry_after(after_s))
+        EdgeError::from(ErrorBody::from(ErrorCode::SlowDown).with_retry_after(after_s))
     };
     let mut words = account.split(' ');
     let (spent, account_tries_per_min) = match (words.next(), words.next()) {
@@ -229,7 +229,7 @@ pub async fn challenge(
         None | Some("fast") => Lane::Fast,
         Some("slow") => Lane::Slow,
         Some(_) => {
-            return Err(EdgeError(
+            return Err(EdgeError::from(
                 ErrorBody::new(ErrorCode::InvalidInput, "lane is fast or slow").with_field("lane"),
             ));
         }
@@ -287,7 +287,7 @@ pub async fn pass(
                     ));
                 }
                 Err(ChallengeError::TooEarly(at)) => {
-                    return Err(EdgeError(
+                    return Err(EdgeError::from(
                         ErrorBody::new(
                             ErrorCode::ChallengeRequired,
                             "the slow lane's answer counts a little later",
@@ -300,7 +300,7 @@ pub async fn pass(
         }
         (None, None) => None,
         _ => {
-            return Err(EdgeError(
+            return Err(EdgeError::from(
                 ErrorBody::new(ErrorCode::InvalidInput, "send both challenge and nonce")
                     .with_field(if answer.nonce.is_none() {
                         "nonce"

@@ -6,17 +6,26 @@ use worker::{Response, web_sys};
 
 use crate::inits::{self, Inits};
 
+/// An error answer (boxed: results stay small on the hot path).
 #[derive(Debug)]
-pub struct EdgeError(pub ErrorBody);
+pub struct EdgeError(pub Box<ErrorBody>);
+
+impl From<ErrorBody> for EdgeError {
+    fn from(body: ErrorBody) -> Self {
+        Self(Box::new(body))
+    }
+}
 
 impl EdgeError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self(ErrorBody::new(code, message))
+        ErrorBody::new(code, message).into()
     }
 
     /// The origin could not be reached or answered garbage.
     pub fn origin_unavailable() -> Self {
-        Self(ErrorBody::from(ErrorCode::Overloaded).with_retry_after(1))
+        ErrorBody::from(ErrorCode::Overloaded)
+            .with_retry_after(1)
+            .into()
     }
 
     pub fn into_response(self) -> Response {
@@ -73,13 +82,15 @@ pub fn raw_json(status: u16, body: &str, retry_after_s: Option<u64>) -> web_sys:
 impl From<ErrorCode> for EdgeError {
     /// A refusal with the code's default message.
     fn from(code: ErrorCode) -> Self {
-        Self(ErrorBody::from(code))
+        ErrorBody::from(code).into()
     }
 }
 
 impl From<rushgate_core::event::FieldError> for EdgeError {
     fn from(e: rushgate_core::event::FieldError) -> Self {
-        Self(ErrorBody::new(ErrorCode::InvalidInput, e.message).with_field(e.field))
+        ErrorBody::new(ErrorCode::InvalidInput, e.message)
+            .with_field(e.field)
+            .into()
     }
 }
 

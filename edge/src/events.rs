@@ -231,7 +231,7 @@ pub async fn purchase_url(
             ErrorCode::NotFound => ErrorBody::new(code, "no such event"),
             code => ErrorBody::from(code),
         };
-        return Err(EdgeError(body));
+        return Err(EdgeError::from(body));
     }
     // The door checks the session with the try, in the user's shard; without
     // a door it is asked on its own.

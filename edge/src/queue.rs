@@ -98,7 +98,7 @@ pub async fn status(
         .as_deref()
         .or_else(|| rushgate_core::session::cookie(cookies.as_deref(), &name));
     let Some(pass) = pass else {
-        return Err(EdgeError(
+        return Err(EdgeError::from(
             ErrorBody::new(
                 ErrorCode::InvalidInput,
                 "send your queue pass in X-Queue-Pass",

@@ -1,8 +1,8 @@
 //! What this isolate knows about an event: the origin's public view, refreshed
 //! at most once per TTL, plus what the edge learned since — how many units the
 //! origin last said were left, tiers it said are sold out, how many units this
-//! isolate has in flight to it, and how fast purchase attempts arrive (for
-//! automatic admission).
+//! isolate has in flight to it, how fast purchase attempts arrive (for
+//! automatic admission) and who entered its opening draw.
 //! Phases are computed from the clock at decision time, so a sale opens on time
 //! whatever the age of the snapshot.
 
@@ -10,10 +10,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use rushgate_core::admission;
 use rushgate_core::api::EventView;
 use rushgate_core::velocity::Rate;
 use rushgate_core::{ErrorCode, Phase, Schedule};
+use rushgate_core::{admission, opening};
 
 use crate::config::Config;
 use crate::error::EdgeError;
@@ -30,6 +30,10 @@ struct Entry {
     /// Purchase attempts, and asks at the door (challenges, joins, URLs).
     buys: Rate,
     door: Rate,
+    /// The opening draw's entrants seen here (user → number), and the share
+    /// drawn once the draw ended.
+    entrants: HashMap<i64, f64>,
+    drawn_share: Option<f64>,
 }
 
 /// A tier's traffic to the origin, as this isolate sees it.
@@ -83,6 +87,8 @@ pub async fn view(
                     fetched_ms: 0,
                     buys: Rate::new(now_ms),
                     door: Rate::new(now_ms),
+                    entrants: HashMap::new(),
+                    drawn_share: None,
                 });
                 entry.view = view.clone();
                 // The view was read at the origin after this request began.
@@ -223,5 +229,36 @@ pub fn door_arrival(event_id: i64, now_ms: i64) -> f64 {
         e.borrow_mut()
             .get_mut(&event_id)
             .map_or(0.0, |entry| entry.door.count(now_ms))
+    })
+}
+
+/// Counts `user_id`, whose draw number is `number`, among the event's
+/// opening draw entrants here.
+pub fn enter_draw(event_id: i64, user_id: i64, number: f64) {
+    EVENTS.with(|e| {
+        if let Some(entry) = e.borrow_mut().get_mut(&event_id) {
+            entry.entrants.insert(user_id, number);
+        }
+    });
+}
+
+/// The share of the opening draw's number space that is drawn
+/// (`core::opening::share` of the entrants seen here and the units left),
+/// fixed at its first reading after the draw's end `ends_ms`; all of it
+/// before.
+pub fn drawn_share(view: &EventView, now_ms: i64, ends_ms: i64) -> f64 {
+    if now_ms < ends_ms {
+        return 1.0;
+    }
+    let remaining = view.tiers.iter().map(|t| t.remaining).sum();
+    EVENTS.with(|e| {
+        let mut events = e.borrow_mut();
+        let Some(entry) = events.get_mut(&view.id) else {
+            return opening::share(&mut [], remaining);
+        };
+        *entry.drawn_share.get_or_insert_with(|| {
+            let mut numbers: Vec<f64> = entry.entrants.drain().map(|(_, n)| n).collect();
+            opening::share(&mut numbers, remaining)
+        })
     })
 }

@@ -59,7 +59,8 @@ pub struct CrowdArgs {
     /// Units per purchase.
     #[arg(long, default_value_t = 1)]
     pub quantity: i64,
-    /// Admission round probabilities, comma-separated, or `auto`.
+    /// Admission round probabilities, comma-separated, `auto` (with the
+    /// default opening draw), `auto:<draw s>` or `queue`.
     #[arg(long, default_value = "1.0")]
     pub admission: String,
     #[arg(long, default_value_t = 10)]
@@ -296,14 +297,21 @@ fn challenge_mode(spec: &str) -> Result<ChallengeMode, String> {
 }
 
 fn admission(spec: &str) -> anyhow::Result<AdmissionInput> {
-    let mode = match spec {
-        "auto" => Some(ModeInput::Auto),
-        "queue" => Some(ModeInput::Queue),
-        _ => None,
-    };
-    if mode.is_some() {
+    if let Some(draw) = spec.strip_prefix("auto") {
+        let draw_s = match draw.strip_prefix(':') {
+            Some(seconds) => Some(seconds.parse().context("--admission auto:<draw s>")?),
+            None if draw.is_empty() => None,
+            None => anyhow::bail!("--admission auto or auto:<opening draw s>"),
+        };
         return Ok(AdmissionInput {
-            mode,
+            mode: Some(ModeInput::Auto),
+            draw_s,
+            ..AdmissionInput::default()
+        });
+    }
+    if spec == "queue" {
+        return Ok(AdmissionInput {
+            mode: Some(ModeInput::Queue),
             ..AdmissionInput::default()
         });
     }
@@ -311,7 +319,7 @@ fn admission(spec: &str) -> anyhow::Result<AdmissionInput> {
         .split(',')
         .map(|p| p.trim().parse::<f64>())
         .collect::<Result<_, _>>()
-        .context("--admission: comma-separated probabilities, `auto` or `queue`")?;
+        .context("--admission: comma-separated probabilities, `auto[:draw s]` or `queue`")?;
     Ok(AdmissionInput {
         rounds: Some(rounds),
         ..AdmissionInput::default()

@@ -66,6 +66,15 @@ fn retry_after(e: &Error) -> Duration {
     Duration::from_secs(seconds.clamp(1, 30))
 }
 
+/// Waits as a `not_admitted` answer asks: to its `retry_at` instant when it
+/// names one (an opening draw's turn), else `retry_after_s`.
+async fn wait_as_told(e: &Error, offset: time::Duration) {
+    match e.body().and_then(|b| b.retry_at) {
+        Some(at) => until_server_time(at, offset).await,
+        None => tokio::time::sleep(retry_after(e)).await,
+    }
+}
+
 /// Server time minus local time, measured at the midpoint of a round trip.
 async fn clock_offset(shared: &Shared, client: &Client) -> time::Duration {
     let before = OffsetDateTime::now_utc();
@@ -195,7 +204,7 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
             Err(e) => match e.code() {
                 Some(ErrorCode::NotAdmitted) => {
                     retry_token = e.body().and_then(|b| b.retry_token.clone());
-                    tokio::time::sleep(retry_after(&e)).await;
+                    wait_as_told(&e, offset).await;
                 }
                 Some(ErrorCode::SoldOut | ErrorCode::LimitExceeded)
                     if unsure
@@ -377,7 +386,8 @@ async fn settle(shared: &Shared, client: &Client, id: Uuid, deadline: Instant) -
 /// in a queue sale from the queue, polled four times a second), then `/buy` every `period`
 /// regardless of answers, sometimes with another user's URL, sometimes straight
 /// at the origin, until it holds something, is told sold out or runs out of
-/// attempts.
+/// attempts. A retry token it is given it keeps, and comes back with at the
+/// exact instant the answer names (an opening draw's turn).
 pub async fn bot(
     shared: &Shared,
     sale: &Sale,
@@ -406,17 +416,18 @@ pub async fn bot(
         .client
         .as_user(&sale.users[(user + 1) % sale.users.len()].1);
     let direct = shared.origin.as_ref().map(|origin| client.at(origin));
+    let mut kept: Option<String> = None;
     for attempt in 0..200u32 {
-        let who = match attempt % 10 {
-            3 => &stolen,
-            7 => direct.as_ref().unwrap_or(&client),
-            _ => &client,
+        let (who, token) = match attempt % 10 {
+            3 => (&stolen, None),
+            7 => (direct.as_ref().unwrap_or(&client), None),
+            _ => (&client, kept.take()),
         };
         let answer = call(
             shared,
             Endpoint::Buy,
             bought,
-            who.buy(&url, sale.tier_id, shared.quantity, None),
+            who.buy(&url, sale.tier_id, shared.quantity, token.as_deref()),
         )
         .await;
         match answer {
@@ -429,7 +440,15 @@ pub async fn bot(
                 shared.told_sold_out();
                 return Ending::SoldOut;
             }
-            Err(_) => {}
+            Err(e) => {
+                if let Some(given) = e.body().and_then(|b| b.retry_token.clone()) {
+                    kept = Some(given);
+                }
+                if let Some(at) = e.body().and_then(|b| b.retry_at) {
+                    until_server_time(at, offset).await;
+                    continue;
+                }
+            }
         }
         if Instant::now() > deadline {
             break;

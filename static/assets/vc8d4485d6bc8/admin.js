@@ -100,7 +100,7 @@ function form(event) {
   const tiers = el("div", { id: "tiers" }, (e.tiers || [{ name: "General admission", price_cents: 5000, stock_total: 100 }])
     .map((t) => tierRow({ name: t.name, price_cents: t.price_cents, stock: t.stock_total })));
   const ad = e.admission;
-  const rounds = !ad ? "1" : ad.rounds ? ad.rounds.join(", ") : ad.mode === "queue" ? `queue ${ad.window_s}` : "auto";
+  const rounds = !ad ? "1" : ad.rounds ? ad.rounds.join(", ") : ad.mode === "queue" ? `queue ${ad.window_s}` : `auto ${ad.draw_s ?? 10}`;
   const door = e.challenge || "auto";
   const doorOptions = [["auto", "auto (under load)"], ["always", "always"], ["off", "off"]]
     .map(([value, words]) => el("option", { value, selected: value === door }, words));
@@ -124,7 +124,7 @@ function form(event) {
       el("div", {}, ...input("payment_window_s", "Payment window (s)", { type: "number", min: 10, value: e.payment_window_s || 300 })),
       el("div", {}, ...input("dedup_window_s", "Click window (s)", { type: "number", min: 0, value: e.dedup_window_s ?? 10 }))),
     el("div", { class: "row" },
-      el("div", {}, ...input("admission", "Admission: rounds (probabilities), auto, or queue [window s]", { value: rounds })),
+      el("div", {}, ...input("admission", "Admission: rounds (probabilities), auto [opening draw s], or queue [window s]", { value: rounds })),
       el("div", {}, ...input("buckets", "Stock buckets", { type: "number", min: 1, value: e.buckets || 1 })),
       el("div", {}, el("label", { for: "f-challenge" }, "Proof of work at the door"),
         el("select", { id: "f-challenge", name: "challenge" }, doorOptions),
@@ -145,7 +145,8 @@ function form(event) {
     const v = (n) => f.querySelector(`[name="${n}"]`).value.trim();
     const num = (n) => (v(n) === "" ? undefined : Number(v(n)));
     const queue = /^queue(?:\s+(\d+))?$/i.exec(v("admission"));
-    const admission = v("admission") === "auto" ? { mode: "auto" }
+    const auto = /^auto(?:\s+(\d+))?$/i.exec(v("admission"));
+    const admission = auto ? { mode: "auto", ...(auto[1] ? { draw_s: Number(auto[1]) } : {}) }
       : queue ? { mode: "queue", ...(queue[1] ? { window_s: Number(queue[1]) } : {}) }
       : { rounds: v("admission").split(",").map((p) => Number(p.trim())) };
     const iso = (n) => (v(n) ? new Date(v(n)).toISOString() : "");

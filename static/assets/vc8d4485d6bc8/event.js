@@ -51,9 +51,17 @@ function render() {
       ui.tiers,
       el("label", { for: "quantity" }, `How many (up to ${e.per_order_limit} per order, ${e.per_user_limit} per person)`), ui.quantity,
       ui.codeRow,
+      drawNote(e),
       el("p", {}, ui.buy),
       state.user ? null : el("p", {}, el("a", { href: `/login?next=${encodeURIComponent(location.pathname + location.search)}` }, "Log in"), " to buy."),
       ui.status));
+}
+
+/** An automatic lottery's opening draw, told before anyone clicks. */
+function drawNote(e) {
+  const s = e.admission && e.admission.mode === "auto" && e.admission.draw_s;
+  return s ? el("p", { class: "muted", id: "draw-note" },
+    `Opening draw: everyone who clicks Buy in the first ${s} s after the opening takes a turn in a random order — no need to click at the exact second.`) : null;
 }
 
 /** Whether the sale admits through its queue. */
@@ -116,10 +124,14 @@ function show(node) {
 
 /** Counts down in the status line, then runs `then`. */
 function later(seconds, text, then) {
-  const until = serverNow() + seconds * 1000;
+  return until(serverNow() + seconds * 1000, text, then);
+}
+
+/** Counts down to `at` (server ms) in the status line, then runs `then`. */
+function until(at, text, then) {
   const line = el("span", {});
   const update = () => {
-    const left = until - serverNow();
+    const left = at - serverNow();
     line.textContent = `${text} ${Math.max(0, Math.ceil(left / 1000))} s…`;
     if (left <= 0) { clearInterval(timer); then(); }
   };
@@ -180,6 +192,13 @@ async function liveOrder() {
 function answered(status, body) {
   const code = body && body.error;
   if (status === 200 || status === 202) return held(body.reservation_id);
+  if (code === "not_admitted" && body.retry_at) {
+    // The opening draw: a turn to the millisecond.
+    state.retryToken = body.retry_token;
+    state.busyUntil = Date.parse(body.retry_at);
+    return show(notice("info", "You're in the opening draw", "Everyone who clicked in the sale's first seconds takes a turn in a random order; this page tries again at yours. ",
+      until(state.busyUntil, "Your turn in", attempt)));
+  }
   if (code === "not_admitted") {
     state.retryToken = body.retry_token;
     state.busyUntil = serverNow() + body.retry_after_s * 1000;

@@ -10,6 +10,7 @@ mod counts;
 mod crowd;
 mod door;
 mod edge;
+mod opening;
 mod presale;
 mod queue;
 mod refusals;
