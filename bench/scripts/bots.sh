@@ -9,14 +9,15 @@
 # of the crowd and of the units sold, and the hashes (and CPU-seconds of one
 # core here) they spent per unit won. Every invariant is checked by the
 # simulator.
-# Usage: bench/scripts/bots.sh [buyers, default 2000] [stock, default 100] [bot share, default 0.1]
+# Usage: bench/scripts/bots.sh [buyers, default 2000] [stock, default 100] [bot share, default 0.1] [admission modes, default "auto queue"]
 users="${1:-2000}"
 stock="${2:-100}"
 share="${3:-0.1}"
+modes="${4:-auto queue}"
 source "$(dirname "$0")/lib.sh"
 scripts/build-edge.sh | tail -n1
 stack_up --edge workerd
-for admission in auto queue; do
+for admission in $modes; do
   for bots in 0 "$share"; do
     echo "== admission $admission, bots $bots"
     "$target/rushgate-bench" crowd --target "$EDGE" --origin "http://$RUSHGATE_BIND" \

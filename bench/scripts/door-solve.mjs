@@ -2,7 +2,8 @@
 // hashes in headless Chromium, unthrottled and with the CPU throttled 4× (the
 // usual stand-in for a phone; it slows the page's threads, not Web Crypto's).
 // Solves 16 challenges of 14 bits each way and prints hashes per second.
-// Usage: node bench/scripts/door-solve.mjs   (needs `npm ci` and /usr/bin/chromium)
+// Usage: node bench/scripts/door-solve.mjs [throttling rates, default 1,4]
+// (needs `npm ci` and /usr/bin/chromium; door-phone.sh runs it on a share of a core)
 import { readdirSync, readFileSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -16,7 +17,7 @@ writeFileSync(page, "<!doctype html><title>solve</title>");
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium" });
 try {
-  for (const rate of [1, 4]) {
+  for (const rate of (process.argv[2] || "1,4").split(",").map(Number)) {
     const tab = await browser.newPage();
     const cdp = await tab.context().newCDPSession(tab);
     await cdp.send("Emulation.setCPUThrottlingRate", { rate });

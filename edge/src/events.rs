@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rushgate_core::api::{PurchaseUrl, header};
 use rushgate_core::challenge::ChallengeMode;
-use rushgate_core::{ErrorBody, ErrorCode, Phase, purchase};
+use rushgate_core::{ErrorBody, ErrorCode, Phase, attest, purchase};
 use time::OffsetDateTime;
 use worker::{Cache, Context, Delay, Env, Headers, Method, Request, Response};
 
@@ -219,6 +219,15 @@ pub async fn purchase_url(
         door::pass(req, env, config, &user, &view, body, now_ms).await?;
         let path = format!("/api/events/{event_id}/purchase-url");
         let headers = origin::headers_of(req.headers());
+        // The origin hands out purchase URLs only to what the door let by.
+        let admit = attest::sign(
+            &config.keys,
+            "POST",
+            &path,
+            user.user_id,
+            now_ms.div_euclid(1000),
+        );
+        headers.set(header::ADMIT, &admit)?;
         let response = origin::send(config, Method::Post, &path, headers, Some(body.to_vec()));
         return response.await;
     }

@@ -5,13 +5,12 @@
 //! bucket — and only then one Redis round trip to `reserve.lua`.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use rushgate_core::api::{BuyRequest, OrderStatus, Reservation, header};
-use rushgate_core::{ErrorBody, ErrorCode, attest, bucket, purchase};
+use rushgate_core::{ErrorBody, ErrorCode, bucket, purchase};
 use time::OffsetDateTime;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
 use utoipa_axum::routes;
@@ -19,7 +18,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, AuthUser, EdgeAdmission};
 use crate::funnel::Step;
 use crate::overload::{self, Limiter};
 use crate::sale::reserve::{self, Attempt, Outcome};
@@ -50,16 +49,13 @@ async fn buy(
     State(state): State<AppState>,
     user: AuthUser,
     uri: Uri,
-    EdgeAdmission(admission): EdgeAdmission,
+    admission: EdgeAdmission,
     ApiJson(body): ApiJson<BuyRequest>,
 ) -> ApiResult<Response> {
     let now = OffsetDateTime::now_utc();
     let unix = now.unix_timestamp();
     let path = uri.path();
-    if state.config.require_edge_admission {
-        let header = admission.as_ref().and_then(|v| v.to_str().ok());
-        attest::verify(&state.keys, header, "POST", path, user.user_id, unix)?;
-    }
+    admission.check(&state, "POST", path, user.user_id, unix)?;
     let claims = purchase::verify(&state.keys, path, user.user_id, unix)?;
     let event_id = claims.event_id;
     state.funnel.bump(event_id, Step::Forwarded);
@@ -206,15 +202,4 @@ fn queued(id: Uuid) -> Json<Reservation> {
         reservation_id: id,
         status: OrderStatus::Queued,
     })
-}
-
-/// The `X-Rushgate-Admit` header, if any (no copy of the other headers).
-struct EdgeAdmission(Option<HeaderValue>);
-
-impl<S: Send + Sync> FromRequestParts<S> for EdgeAdmission {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.headers.get(header::ADMIT).cloned()))
-    }
 }

@@ -231,3 +231,41 @@ impl FromRequestParts<AppState> for AuthUser {
         })
     }
 }
+
+/// The `X-Rushgate-Admit` header, if any (no copy of the other headers): the
+/// edge's word that it let this request through (`core::attest`).
+pub struct EdgeAdmission(Option<axum::http::HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for EdgeAdmission {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get(rushgate_core::api::header::ADMIT)
+                .cloned(),
+        ))
+    }
+}
+
+impl EdgeAdmission {
+    /// With `RUSHGATE_REQUIRE_EDGE_ADMISSION` on, refuses (403
+    /// `not_admitted_by_edge`) unless the header admits `method path` for
+    /// `user_id` now; off, lets everything through.
+    pub fn check(
+        &self,
+        state: &AppState,
+        method: &str,
+        path: &str,
+        user_id: i64,
+        now_s: i64,
+    ) -> Result<(), ApiError> {
+        if !state.config.require_edge_admission {
+            return Ok(());
+        }
+        let header = self.0.as_ref().and_then(|v| v.to_str().ok());
+        rushgate_core::attest::verify(&state.keys, header, method, path, user_id, now_s)
+            .map_err(ApiError::from)
+    }
+}

@@ -455,3 +455,34 @@ test("webhooks: the operator adds an endpoint on the dashboard, it gets an order
     receiver.close();
   }
 });
+
+test("an automatic lottery's opening draw: the page says so, gets a ticket, counts down to its turn and buys", { timeout: 90_000 }, async () => {
+  const event = await sale(stack, {
+    name: "Drawn opening", per_user_limit: 1, opens_at: iso(6_000),
+    admission: { mode: "auto", draw_s: 4 }, tiers: [{ name: "Seat", price_cents: 3000, stock: 3 }],
+  });
+  assert.deepEqual(event.admission, { mode: "auto", draw_s: 4 });
+  const me = await customer(stack.origin);
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await loginThroughPage(page, me, `/event?id=${event.id}`);
+  await page.locator("#draw-note").getByText("Opening draw", { exact: false }).waitFor();
+
+  // Clicked at the opening: a ticket for the draw's end, not a purchase.
+  const buyButton = page.locator("main button.big");
+  await page.waitForFunction(() => !document.querySelector("main button.big").disabled, null, { timeout: 20_000 });
+  const ticket = page.waitForResponse((r) => r.url().includes(`/buy/${event.id}/`) && r.status() === 429);
+  await buyButton.click();
+  const body = await (await ticket).json();
+  assert.equal(body.error, "not_admitted");
+  assert.equal(Date.parse(body.retry_at), Date.parse(event.opens_at) + 4_000, "the ticket is for the draw's end");
+  await page.getByText("You're in the opening draw").waitFor();
+  await page.getByText(/Your turn in \d+ s/).waitFor();
+  await shot(page, "29-event-opening-draw");
+
+  // At its turn the page comes back with the ticket by itself and holds.
+  const shown = page.waitForRequest((r) => r.url().includes(`/buy/${event.id}/`) && r.headers()["x-retry-token"] === body.retry_token);
+  await shown;
+  await page.getByText("You're in — creating your order").waitFor({ timeout: 30_000 });
+  await context.close();
+});

@@ -167,6 +167,10 @@ pub struct Shared {
     hold_times: Mutex<HashMap<usize, f64>>,
     /// The hashes bots computed to answer the door.
     bot_hashes: AtomicU64,
+    /// An automatic lottery's opening draw: when it ends.
+    pub draw_ends: Option<OffsetDateTime>,
+    /// Who got a first turn in it: user index → inside the draw (or late).
+    draw_entries: Mutex<HashMap<usize, bool>>,
 }
 
 impl Shared {
@@ -178,6 +182,14 @@ impl Shared {
         let after = (OffsetDateTime::now_utc() - opens_at).as_seconds_f64();
         if let Ok(mut times) = self.hold_times.lock() {
             times.entry(user).or_insert(after);
+        }
+    }
+
+    /// `user`'s first `not_admitted` named `retry_at`: in the opening draw if
+    /// that is the draw's end, late for it if later.
+    fn turn(&self, user: usize, retry_at: OffsetDateTime) {
+        if let (Some(ends), Ok(mut entries)) = (self.draw_ends, self.draw_entries.lock()) {
+            entries.entry(user).or_insert(retry_at <= ends);
         }
     }
 
@@ -214,6 +226,8 @@ pub struct Report {
     pub bots_report: Option<BotsReport>,
     /// People's median seconds from the opening to a hold (those who got one).
     pub human_median_hold_s: Option<f64>,
+    /// An automatic lottery's opening draw: who got in, who came late.
+    pub draw: Option<DrawReport>,
     /// In a queue sale: queue requests (joins and polls) per buyer, and the
     /// event's frontier object's load (asks, busiest second).
     pub queue_requests_per_buyer: Option<f64>,
@@ -222,6 +236,16 @@ pub struct Report {
     /// all), since they started.
     pub dedup: Option<DedupSummary>,
     pub violations: Vec<String>,
+}
+
+/// Who asked inside an opening draw's window, and who after it (buyers never
+/// asking at `/buy`, e.g. still at the door when it sold out, are in neither).
+#[derive(Debug, Clone, Serialize)]
+pub struct DrawReport {
+    pub people_entered: u64,
+    pub people_late: u64,
+    pub bots_entered: u64,
+    pub bots_late: u64,
 }
 
 /// The bots' share of the crowd and of the units, and their work.
@@ -294,6 +318,13 @@ impl DedupSummary {
 fn challenge_mode(spec: &str) -> Result<ChallengeMode, String> {
     serde_json::from_value(serde_json::Value::String(spec.to_owned()))
         .map_err(|_| "off, auto or always".to_owned())
+}
+
+/// The opening draw's window of an `--admission` spec, if it has one.
+fn draw_window_s(spec: &str) -> anyhow::Result<Option<u32>> {
+    let input = admission(spec)?;
+    let admission = rushgate_core::event::Admission::from_input(&input)?;
+    Ok(admission.draw_s())
 }
 
 fn admission(spec: &str) -> anyhow::Result<AdmissionInput> {
@@ -420,6 +451,9 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         human_hashes_per_s: args.human_hashes_per_s.max(1.0),
         hold_times: Mutex::new(HashMap::new()),
         bot_hashes: AtomicU64::new(0),
+        draw_ends: draw_window_s(&args.admission)?
+            .map(|s| sale.opens_at + time::Duration::seconds(s.into())),
+        draw_entries: Mutex::new(HashMap::new()),
     });
     let buys_before = origin_buys(&origin).await?;
     let native_hashes_per_s = tokio::task::spawn_blocking(native_hash_rate).await?;
@@ -509,6 +543,25 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
             .map(|(_, s)| *s)
             .collect(),
     );
+    let draw = shared.draw_ends.map(|_| {
+        let entries = shared
+            .draw_entries
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        let tally = |bot: bool, entered: bool| {
+            entries
+                .iter()
+                .filter(|(u, e)| is_bot(**u) == bot && **e == entered)
+                .count() as u64
+        };
+        DrawReport {
+            people_entered: tally(false, true),
+            people_late: tally(false, false),
+            bots_entered: tally(true, true),
+            bots_late: tally(true, false),
+        }
+    });
     let bots_report = (bots > 0).then(|| {
         let units = hold_times.keys().filter(|u| is_bot(**u)).count() as i64 * args.quantity;
         let hashes = shared.bot_hashes.load(Ordering::Relaxed);
@@ -542,6 +595,7 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         sold_out_after_s,
         bots_report,
         human_median_hold_s,
+        draw,
         queue_requests_per_buyer: shared
             .queue
             .then(|| queue_requests as f64 / total.max(1) as f64),
@@ -565,6 +619,12 @@ pub fn render(report: &Report) -> String {
     if let Some(s) = report.human_median_hold_s {
         out.push_str(&format!(
             "people's median time from the opening to a hold {s:.2} s\n"
+        ));
+    }
+    if let Some(d) = &report.draw {
+        out.push_str(&format!(
+            "opening draw: people {} in, {} late; bots {} in, {} late\n",
+            d.people_entered, d.people_late, d.bots_entered, d.bots_late
         ));
     }
     if let Some(b) = &report.bots_report {

@@ -204,6 +204,9 @@ pub async fn buyer(shared: &Shared, sale: &Sale, user: usize) -> Ending {
             Err(e) => match e.code() {
                 Some(ErrorCode::NotAdmitted) => {
                     retry_token = e.body().and_then(|b| b.retry_token.clone());
+                    if let Some(at) = e.body().and_then(|b| b.retry_at) {
+                        shared.turn(user, at);
+                    }
                     wait_as_told(&e, offset).await;
                 }
                 Some(ErrorCode::SoldOut | ErrorCode::LimitExceeded)
@@ -445,6 +448,7 @@ pub async fn bot(
                     kept = Some(given);
                 }
                 if let Some(at) = e.body().and_then(|b| b.retry_at) {
+                    shared.turn(user, at);
                     until_server_time(at, offset).await;
                     continue;
                 }

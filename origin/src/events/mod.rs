@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AuthUser, Id, OptionalJson};
+use crate::extract::{AuthUser, EdgeAdmission, Id, OptionalJson};
 use crate::sale::stock;
 use repo::EventRecord;
 
@@ -79,14 +79,19 @@ async fn detail(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Eve
     Ok(Json(view::full(&event, now, &remaining)))
 }
 
-#[utoipa::path(post, path = "/api/events/{id}/purchase-url", tag = "events", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "a purchase URL for this user, once the sale is open; in a presale, for a holder of a presale code (sent once as `presale_code`; the URL lasts until the presale closes at most)", body = PurchaseUrl), (status = 403, description = "`not_open`, with `opens_at`; in a presale `presale_code_required` (no code, or no such code) | `presale_code_taken` (bound to another account)", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`sold_out`; `queue_required` where the sale admits through its queue", body = ErrorBody), (status = 410, description = "`closed`", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
+#[utoipa::path(post, path = "/api/events/{id}/purchase-url", tag = "events", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "a purchase URL for this user, once the sale is open; in a presale, for a holder of a presale code (sent once as `presale_code`; the URL lasts until the presale closes at most)", body = PurchaseUrl), (status = 403, description = "`not_open`, with `opens_at`; in a presale `presale_code_required` (no code, or no such code) | `presale_code_taken` (bound to another account); `not_admitted_by_edge` when asked here directly behind an edge (`RUSHGATE_REQUIRE_EDGE_ADMISSION`): the edge's door hands them out", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`sold_out`; `queue_required` where the sale admits through its queue", body = ErrorBody), (status = 410, description = "`closed`", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
 async fn purchase_url(
     State(state): State<AppState>,
     user: AuthUser,
     Id(id): Id,
+    admission: EdgeAdmission,
     OptionalJson(answer): OptionalJson<DoorAnswer>,
 ) -> ApiResult<Json<PurchaseUrl>> {
     let now = OffsetDateTime::now_utc();
+    // Behind an edge, purchase URLs come through its door: a client asking
+    // here directly would skip the proof of work.
+    let path = format!("/api/events/{id}/purchase-url");
+    admission.check(&state, "POST", &path, user.user_id, now.unix_timestamp())?;
     let event = public_event(&state, id, now).await?;
     let remaining = stock::remaining(&state.redis, &[&event]).await?;
     let phase = event.phase(now, stock::total(&event, &remaining));

@@ -404,12 +404,6 @@ async fn origin_requires_the_edge_attestation_when_configured(db: PgPool) {
     let app = spawn_app_configured(db, config).await;
     let (event_id, tier_id) = open_sale(&app, 10, 2, 1).await;
     let (user_id, alice) = app.user(Role::Customer).await;
-    let url = app.purchase_url(event_id, &alice).await;
-    let before = app.snapshot().await;
-    app.buy(&url, &alice, tier_id, 1)
-        .await
-        .assert_error(403, "not_admitted_by_edge");
-
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let admit = |path: &str, user: i64, at: i64| {
         app.state.keys.sign(&AdmissionClaims {
@@ -419,6 +413,30 @@ async fn origin_requires_the_edge_attestation_when_configured(db: PgPool) {
             timestamp: at,
         })
     };
+    // A purchase URL asked here directly would skip the edge's door.
+    let asks = format!("/api/events/{event_id}/purchase-url");
+    app.post(&asks, Some(&alice), json!({}))
+        .await
+        .assert_error(403, "not_admitted_by_edge");
+    let ask_with = |header: String| {
+        app.client
+            .post(app.url(&asks))
+            .bearer_auth(&alice)
+            .header(rushgate_core::api::header::ADMIT, header)
+            .json(&json!({}))
+            .send()
+    };
+    let refused = ask_with(admit(&asks, user_id + 1, now)).await.unwrap();
+    assert_eq!(refused.status(), 403, "another user's admission");
+    let answer = ask_with(admit(&asks, user_id, now)).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    let url = body["url"].as_str().unwrap().to_owned();
+    let before = app.snapshot().await;
+    app.buy(&url, &alice, tier_id, 1)
+        .await
+        .assert_error(403, "not_admitted_by_edge");
+
     let send = |header: String| {
         app.client
             .post(app.url(&url))
