@@ -97,6 +97,12 @@ impl Draw {
     /// carries a draw ticket, `fraction` is its holder's number.
     pub fn turn(&self, now_ms: i64, ticket: bool, fraction: f64, share: f64) -> Turn {
         if ticket {
+            // Before the draw's end the share is not known yet: the end first.
+            if now_ms < self.ends_ms {
+                return Turn::Wait {
+                    until_ms: self.ends_ms,
+                };
+            }
             let turn_ms = self.turn_ms(fraction, share);
             return if now_ms < turn_ms {
                 Turn::Wait { until_ms: turn_ms }
@@ -252,6 +258,13 @@ mod tests {
         );
         assert_eq!(d.turn(d.spread_ends_ms(), true, 0.5, share), Turn::Lottery);
         assert_eq!(d.turn(d.spread_ends_ms(), true, 0.5, 0.0), Turn::Lottery);
+        // Shown before the draw's end, whatever share it is given: the end.
+        assert_eq!(
+            d.turn(d.ends_ms - 1, true, 0.9, 1.0),
+            Turn::Wait {
+                until_ms: d.ends_ms
+            }
+        );
     }
 
     proptest! {
