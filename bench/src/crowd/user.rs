@@ -422,6 +422,8 @@ pub async fn bot(
     let mut kept: Option<String> = None;
     for attempt in 0..200u32 {
         let (who, token) = match attempt % 10 {
+            // A kept token goes first, at once.
+            _ if kept.is_some() => (&client, kept.take()),
             3 => (&stolen, None),
             7 => (direct.as_ref().unwrap_or(&client), None),
             _ => (&client, kept.take()),
