@@ -1,21 +1,21 @@
 //! The opening draw of an automatic lottery (`{"mode": "auto", "draw_s": ..}`):
 //! first come, first served at a sale's opening rewards whoever fires at the
 //! exact millisecond and answers the door fastest — a script. So nobody is
-//! admitted in the draw's first `draw_s` seconds: every first attempt then
+//! admitted in the sale's first `draw_s` seconds: every first attempt then
 //! gets a ticket (a retry token of round 0) for the draw's end, and the
 //! tickets take their turns in the order of a per-user number no client can
 //! choose or change, spread over [`SPREAD_MS`]. Arriving first, or coming back
 //! before one's turn, gains nothing.
 //!
 //! At the draw's end the edge knows its entrants' numbers and the units left
-//! `r`: the `MARGIN × r` lowest numbers are drawn (the share of number space
-//! below the next is [`share`]), and take turns over the spread in number
-//! order; the others, and
-//! attempts that missed the draw, are in the ordinary lottery once the spread
-//! is over (round 1 of [`crate::admission`]). A user's number is the same on
-//! every ticket, so clicking again buys no second number.
+//! `r`: the ⌈`MARGIN` × r⌉ lowest numbers are drawn (the share of number space
+//! below the next is [`share`]) and take turns over the spread in number
+//! order; the others, and attempts that missed the draw, are in the ordinary
+//! lottery once the spread is over (round 1 of [`crate::admission`]). A user's
+//! number is the same on every ticket, so clicking again buys no second number.
 //!
-//! Pure: the caller supplies the clock, the user's number and the counts.
+//! Pure: the caller supplies the clock and the counts; a number comes from
+//! the keys it is given.
 
 use crate::Keyring;
 
