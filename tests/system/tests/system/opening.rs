@@ -60,9 +60,18 @@ async fn the_opening_draw_admits_in_turn_order_not_in_order_of_asking() {
     const USERS: usize = 60;
     const STOCK: i64 = 10;
     let stack = stack().await;
+    // A connection of its own for every request: the buyers go quiet for
+    // seconds between their tries, and a pooled connection the edge closed
+    // meanwhile would fail a try before it was sent.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let mut buyers = Vec::new();
     for _ in 0..=USERS {
-        buyers.push(stack.user(Role::Customer).await.unwrap().1);
+        let (_, signed_in) = stack.user(Role::Customer).await.unwrap();
+        let token = signed_in.token().unwrap().to_owned();
+        buyers.push(Client::with_http(http.clone(), signed_in.base()).as_user(token));
     }
     let late = buyers.pop().unwrap();
     let mut input = sale_input(STOCK);
