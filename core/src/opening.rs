@@ -93,25 +93,28 @@ impl Draw {
         self.ends_ms + (place * SPREAD_MS as f64) as i64
     }
 
-    /// What the edge does with an attempt at `now_ms`: `ticket` says whether it
-    /// carries a draw ticket, `fraction` is its holder's number.
-    pub fn turn(&self, now_ms: i64, ticket: bool, fraction: f64, share: f64) -> Turn {
-        if ticket {
-            // Before the draw's end the share is not known yet: the end first.
-            if now_ms < self.ends_ms {
-                return Turn::Wait {
-                    until_ms: self.ends_ms,
-                };
-            }
-            let turn_ms = self.turn_ms(fraction, share);
-            return if now_ms < turn_ms {
-                Turn::Wait { until_ms: turn_ms }
-            } else if fraction < share {
-                Turn::Admit
-            } else {
-                Turn::Lottery
+    /// What the edge does at `now_ms` with a draw ticket whose holder's
+    /// number is `fraction`, when `share` of number space is drawn.
+    pub fn ticket(&self, now_ms: i64, fraction: f64, share: f64) -> Turn {
+        // Before the draw's end the share is not known yet: the end first.
+        if now_ms < self.ends_ms {
+            return Turn::Wait {
+                until_ms: self.ends_ms,
             };
         }
+        let turn_ms = self.turn_ms(fraction, share);
+        if now_ms < turn_ms {
+            Turn::Wait { until_ms: turn_ms }
+        } else if fraction < share {
+            Turn::Admit
+        } else {
+            Turn::Lottery
+        }
+    }
+
+    /// What the edge does at `now_ms` with an attempt that carries no draw
+    /// ticket: no number and no share needed.
+    pub fn attempt(&self, now_ms: i64) -> Turn {
         if now_ms < self.opens_ms {
             Turn::Lottery
         } else if now_ms < self.ends_ms {
@@ -212,24 +215,18 @@ mod tests {
     fn first_attempts_enter_in_the_window_and_are_late_after_it() {
         let d = draw();
         let until = d.ends_ms;
-        assert_eq!(d.turn(OPENS - 1, false, 0.5, 0.1), Turn::Lottery);
-        assert_eq!(
-            d.turn(OPENS, false, 0.5, 0.1),
-            Turn::Enter { until_ms: until }
-        );
-        assert_eq!(
-            d.turn(until - 1, false, 0.5, 0.1),
-            Turn::Enter { until_ms: until }
-        );
+        assert_eq!(d.attempt(OPENS - 1), Turn::Lottery);
+        assert_eq!(d.attempt(OPENS), Turn::Enter { until_ms: until });
+        assert_eq!(d.attempt(until - 1), Turn::Enter { until_ms: until });
         let spread_end = d.spread_ends_ms();
         assert_eq!(
-            d.turn(until, false, 0.0, 0.1),
+            d.attempt(until),
             Turn::Late {
                 until_ms: spread_end
             },
-            "a late first attempt waits even with the best number"
+            "a first attempt after the draw waits for the turns to end"
         );
-        assert_eq!(d.turn(spread_end, false, 0.0, 0.1), Turn::Lottery);
+        assert_eq!(d.attempt(spread_end), Turn::Lottery);
     }
 
     #[test]
@@ -241,26 +238,26 @@ mod tests {
         assert_eq!(d.turn_ms(0.0, share), d.ends_ms);
         assert_eq!(d.turn_ms(0.05, share), d.ends_ms + SPREAD_MS / 2);
         assert_eq!(
-            d.turn(d.ends_ms + 100, true, 0.05, share),
+            d.ticket(d.ends_ms + 100, 0.05, share),
             Turn::Wait {
                 until_ms: d.ends_ms + SPREAD_MS / 2
             }
         );
         assert_eq!(
-            d.turn(d.ends_ms + SPREAD_MS / 2, true, 0.05, share),
+            d.ticket(d.ends_ms + SPREAD_MS / 2, 0.05, share),
             Turn::Admit
         );
         assert_eq!(
-            d.turn(d.ends_ms, true, 0.5, share),
+            d.ticket(d.ends_ms, 0.5, share),
             Turn::Wait {
                 until_ms: d.spread_ends_ms()
             }
         );
-        assert_eq!(d.turn(d.spread_ends_ms(), true, 0.5, share), Turn::Lottery);
-        assert_eq!(d.turn(d.spread_ends_ms(), true, 0.5, 0.0), Turn::Lottery);
+        assert_eq!(d.ticket(d.spread_ends_ms(), 0.5, share), Turn::Lottery);
+        assert_eq!(d.ticket(d.spread_ends_ms(), 0.5, 0.0), Turn::Lottery);
         // Shown before the draw's end, whatever share it is given: the end.
         assert_eq!(
-            d.turn(d.ends_ms - 1, true, 0.9, 1.0),
+            d.ticket(d.ends_ms - 1, 0.9, 1.0),
             Turn::Wait {
                 until_ms: d.ends_ms
             }
@@ -281,7 +278,7 @@ mod tests {
             prop_assert!(d.turn_ms(low, share) <= d.turn_ms(high, share));
             for at in asks {
                 let now = OPENS + at;
-                match d.turn(now, true, a, share) {
+                match d.ticket(now, a, share) {
                     Turn::Admit => {
                         prop_assert!(a < share);
                         prop_assert!(now >= d.turn_ms(a, share));
@@ -291,7 +288,7 @@ mod tests {
                     other => prop_assert!(false, "a ticket got {:?}", other),
                 }
                 // A first attempt never gets ahead of a ticket's turn.
-                if let Turn::Lottery = d.turn(now, false, a, share) {
+                if let Turn::Lottery = d.attempt(now) {
                     prop_assert!(now < d.opens_ms || now >= d.spread_ends_ms());
                 }
             }

@@ -82,15 +82,16 @@ pub async fn buy(
     let retry = retry_claims(&headers, config, event_id, user.user_id, now_s)?;
     // The opening draw's turn, decided before the shard: a ticket before its
     // turn is not spent.
+    // The user's number (an HMAC) only for a ticket or an entrant.
+    let number = || opening::number(&config.keys, event_id, user.user_id);
     let draw = (view.admission.draw_s())
         .and_then(|draw_s| Draw::new(rushgate_core::queue::unix_ms(view.opens_at), draw_s));
-    let number = draw.map_or(0.0, |_| {
-        opening::number(&config.keys, event_id, user.user_id)
-    });
-    let turn = draw.map(|draw| {
-        let share = snapshot::drawn_share(&view, now_ms, draw.ends_ms);
-        let ticket = retry.is_some_and(|r| r.round == 0);
-        draw.turn(now_ms, ticket, number, share)
+    let turn = draw.map(|draw| match retry {
+        Some(r) if r.round == 0 => {
+            let share = snapshot::drawn_share(&view, now_ms, draw.ends_ms);
+            draw.ticket(now_ms, number(), share)
+        }
+        _ => draw.attempt(now_ms),
     });
     if let Some(Turn::Wait { until_ms }) = turn {
         funnel::bump(event_id, Step::NotAdmitted);
@@ -141,7 +142,7 @@ pub async fn buy(
     };
     let p = match turn {
         Some(Turn::Enter { until_ms }) => {
-            snapshot::enter_draw(event_id, user.user_id, number);
+            snapshot::enter_draw(event_id, user.user_id, number());
             return Err(ticket(config, &user, event_id, 0, until_ms, now_ms));
         }
         Some(Turn::Late { until_ms }) => {
