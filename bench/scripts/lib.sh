@@ -39,7 +39,10 @@ export RUSHGATE_LOG=warn
 # tools, and stack_pid, origin_pid, redis_pid, edge_pid.
 stack_up() {
   local out="$work/stack-$RANDOM.json"
-  setsid "$target/rushgate-dev" up $release --pg-base "$RUSHGATE_PG_BASE" "$@" \
+  # The crowd stands in for Cloudflare's clients: the edge takes their
+  # CF-Connecting-IP as their address.
+  setsid "$target/rushgate-dev" up $release --pg-base "$RUSHGATE_PG_BASE" \
+    --edge-var TRUST_CF_CONNECTING_IP=true "$@" \
     > "$out" 2> "$out.log" &
   stack_pid=$!
   pids+=("$stack_pid")

@@ -106,6 +106,7 @@ pub fn session(keys: &Keyring, user_id: i64, role: Role) -> String {
         role,
         exp: OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600,
         sid: rand::random(),
+        generation: 0,
     })
 }
 

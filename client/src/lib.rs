@@ -132,7 +132,14 @@ impl Client {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.call(self.request(Method::GET, path)).await
+        match self.call(self.request(Method::GET, path)).await {
+            // A pooled connection the server closed just as it was reused
+            // (the edge drops idle ones): a GET is safe to send again.
+            Err(Error::Transport(e)) if e.is_request() || e.is_connect() => {
+                self.call(self.request(Method::GET, path)).await
+            }
+            other => other,
+        }
     }
 
     async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
@@ -452,5 +459,7 @@ fn credentials(username: &str, password: &str) -> Credentials {
     Credentials {
         username: username.to_owned(),
         password: password.to_owned(),
+        challenge: None,
+        nonce: None,
     }
 }

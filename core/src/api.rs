@@ -15,6 +15,12 @@ use crate::velocity::Limits;
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// A solved challenge of `GET /api/auth/challenge`, when many tries came
+    /// from the client's network (`challenge_required`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -39,6 +45,38 @@ pub struct LoggedIn {
 pub struct Me {
     pub user_id: i64,
     pub role: Role,
+}
+
+/// An account as an admin sees it (`GET /api/admin/users`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+/// `PATCH /api/admin/users/{id}`: a new role, or disabled (or enabled again).
+/// Either ends the account's sessions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
 }
 
 /// `POST /api/auth/logout`.
@@ -440,6 +478,23 @@ pub struct EdgeReport {
     pub visitors: Vec<(i64, Vec<String>)>,
 }
 
+/// Origin → edge (`POST /api/edge/revocations`, with `X-Rushgate-Forward`):
+/// sessions ended at the origin, for the edge's user shards to refuse too.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeRevocations {
+    /// One session each (logged out): user, session id (hex), expiry (unix s).
+    #[serde(default)]
+    pub sessions: Vec<(i64, String, i64)>,
+    /// Every session of an account before a generation: user, first valid
+    /// generation, until when it matters (unix s).
+    #[serde(default)]
+    pub accounts: Vec<(i64, u32, i64)>,
+}
+
+/// Path the origin relays ended sessions to, at the edge.
+pub const EDGE_REVOCATIONS_PATH: &str = "/api/edge/revocations";
+
 /// Path the edge reports its counters to.
 pub const EDGE_REPORT_PATH: &str = "/api/internal/edge-report";
 
@@ -479,6 +534,9 @@ pub mod header {
     /// Edge → origin: the edge's attestation that it admitted a request
     /// (`crate::attest`).
     pub const ADMIT: &str = "x-rushgate-admit";
+    /// Edge → origin: the edge's word on a request it sends or passes on,
+    /// bound to its body, with the client's address (`crate::attest::forward`).
+    pub const FORWARD: &str = "x-rushgate-forward";
     /// Client → edge: a retry token from a `not_admitted` answer, entering the
     /// next admission round.
     pub const RETRY_TOKEN: &str = "x-retry-token";

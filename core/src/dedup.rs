@@ -1,6 +1,8 @@
-//! Per-user dedup windows, single-use retry tokens and revoked sessions, as kept
-//! by one edge shard (a Durable Object owning a slice of the users). Pure state
-//! and decisions: the caller supplies `now` and owns where the state lives.
+//! Per-user dedup windows, single-use retry tokens and ended sessions (one
+//! session logged out, or every session of an account before its current
+//! generation), as kept by one edge shard (a Durable Object owning a slice of
+//! the users). Pure state and decisions: the caller supplies `now` and owns
+//! where the state lives.
 
 use std::collections::HashMap;
 
@@ -24,6 +26,16 @@ pub struct Shard {
     spent: HashMap<[u8; 16], i64>,
     /// Session id → when the session would have expired (unix ms).
     revoked: HashMap<[u8; 16], i64>,
+    /// Account → (its first valid generation, until when that matters (unix
+    /// ms): by then its older sessions have expired).
+    accounts: HashMap<i64, (u32, i64)>,
+}
+
+/// What [`Shard::prune`] forgot, for the caller's storage.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub sessions: Vec<[u8; 16]>,
+    pub accounts: Vec<i64>,
 }
 
 impl Shard {
@@ -60,21 +72,53 @@ impl Shard {
         self.revoked.insert(sid, expires_ms);
     }
 
-    /// Whether a session was ended (an expired one is refused anyway).
-    pub fn is_revoked(&self, sid: &[u8; 16], now_ms: i64) -> bool {
-        self.revoked.get(sid).is_some_and(|until| *until > now_ms)
+    /// Records that every session of `user` before `generation` ended; it
+    /// matters until `until_ms`. A lower generation than one known changes
+    /// nothing.
+    pub fn revoke_account(&mut self, user: i64, generation: u32, until_ms: i64) {
+        let known = self.accounts.entry(user).or_insert((0, 0));
+        *known = (known.0.max(generation), known.1.max(until_ms));
     }
 
-    /// Forgets closed windows, expired tokens and revocations of expired
-    /// sessions; returns the session ids forgotten (for the caller's storage).
-    pub fn prune(&mut self, now_ms: i64) -> Vec<[u8; 16]> {
+    /// Whether a session was ended: logged out, or its account moved past
+    /// its generation (an expired session is refused anyway).
+    pub fn is_revoked(&self, session: &SessionRef, now_ms: i64) -> bool {
+        let logged_out = self
+            .revoked
+            .get(&session.sid)
+            .is_some_and(|until| *until > now_ms);
+        let superseded = self
+            .accounts
+            .get(&session.user_id)
+            .is_some_and(|(first_valid, until)| {
+                session.generation < *first_valid && *until > now_ms
+            });
+        logged_out || superseded
+    }
+
+    /// An account's (first valid generation, until), if one is known.
+    pub fn account(&self, user: i64) -> Option<(u32, i64)> {
+        self.accounts.get(&user).copied()
+    }
+
+    /// Forgets closed windows, expired tokens and revocations that no longer
+    /// matter; returns what it forgot of the revocations (for the caller's
+    /// storage).
+    pub fn prune(&mut self, now_ms: i64) -> Forgotten {
         self.windows.retain(|_, until| *until > now_ms);
         self.spent.retain(|_, until| *until > now_ms);
-        let mut forgotten = Vec::new();
+        let mut forgotten = Forgotten::default();
         self.revoked.retain(|sid, until| {
             let keep = *until > now_ms;
             if !keep {
-                forgotten.push(*sid);
+                forgotten.sessions.push(*sid);
+            }
+            keep
+        });
+        self.accounts.retain(|user, (_, until)| {
+            let keep = *until > now_ms;
+            if !keep {
+                forgotten.accounts.push(*user);
             }
             keep
         });
@@ -82,12 +126,21 @@ impl Shard {
     }
 
     pub fn len(&self) -> usize {
-        self.windows.len() + self.spent.len() + self.revoked.len()
+        self.windows.len() + self.spent.len() + self.revoked.len() + self.accounts.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A session as a shard checks it: whose, which, and of which generation of
+/// its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRef {
+    pub user_id: i64,
+    pub sid: [u8; 16],
+    pub generation: u32,
 }
 
 /// Which of `shards` owns a user.
@@ -144,16 +197,53 @@ mod tests {
         assert_eq!(shard.retry_attempt([2; 16], 5_000, 1_001), Gate::Pass);
     }
 
+    fn session(user_id: i64, sid: u8, generation: u32) -> SessionRef {
+        SessionRef {
+            user_id,
+            sid: [sid; 16],
+            generation,
+        }
+    }
+
     #[test]
     fn revoked_sessions_until_they_would_expire() {
         let mut shard = Shard::default();
-        assert!(!shard.is_revoked(&[3; 16], 0));
+        assert!(!shard.is_revoked(&session(1, 3, 0), 0));
         shard.revoke([3; 16], 10_000);
-        assert!(shard.is_revoked(&[3; 16], 9_999));
-        assert!(!shard.is_revoked(&[4; 16], 9_999));
-        assert!(!shard.is_revoked(&[3; 16], 10_000), "expired anyway");
-        assert_eq!(shard.prune(9_000), Vec::<[u8; 16]>::new());
-        assert_eq!(shard.prune(10_000), vec![[3; 16]]);
+        assert!(shard.is_revoked(&session(1, 3, 0), 9_999));
+        assert!(!shard.is_revoked(&session(1, 4, 0), 9_999));
+        assert!(
+            !shard.is_revoked(&session(1, 3, 0), 10_000),
+            "expired anyway"
+        );
+        assert_eq!(shard.prune(9_000), Forgotten::default());
+        assert_eq!(shard.prune(10_000).sessions, vec![[3; 16]]);
+        assert!(shard.is_empty());
+    }
+
+    #[test]
+    fn an_account_moved_on_ends_its_older_sessions_only() {
+        let mut shard = Shard::default();
+        shard.revoke_account(7, 2, 50_000);
+        assert!(shard.is_revoked(&session(7, 1, 0), 1_000));
+        assert!(shard.is_revoked(&session(7, 1, 1), 1_000));
+        assert!(
+            !shard.is_revoked(&session(7, 1, 2), 1_000),
+            "logged in since"
+        );
+        assert!(
+            !shard.is_revoked(&session(8, 1, 0), 1_000),
+            "another account"
+        );
+        // An older relay of an earlier change changes nothing.
+        shard.revoke_account(7, 1, 20_000);
+        assert_eq!(shard.account(7), Some((2, 50_000)));
+        assert!(
+            !shard.is_revoked(&session(7, 1, 1), 50_000),
+            "expired anyway"
+        );
+        assert_eq!(shard.prune(49_999), Forgotten::default());
+        assert_eq!(shard.prune(50_000).accounts, vec![7]);
         assert!(shard.is_empty());
     }
 

@@ -14,6 +14,7 @@ pub mod error;
 pub mod event;
 pub mod funnel;
 pub mod ledger;
+pub mod login;
 pub mod opening;
 pub mod origins;
 pub mod phase;

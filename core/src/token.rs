@@ -36,6 +36,7 @@ pub enum Kind {
     Retry = 4,
     QueuePass = 5,
     Challenge = 6,
+    Forward = 7,
 }
 
 /// Why a token was refused.
@@ -209,13 +210,17 @@ pub trait Claims: Serialize + DeserializeOwned {
 }
 
 /// Who a request comes from: carried as a Bearer token or a cookie. The session
-/// id names this login, so logging out can revoke it (and only it).
+/// id names this login, so logging out can revoke it (and only it); the
+/// generation is the account's when it logged in, so changing its role,
+/// disabling or deleting it (which moves the account to its next generation)
+/// revokes every session it had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClaims {
     pub user_id: i64,
     pub role: Role,
     pub exp: i64,
     pub sid: [u8; 16],
+    pub generation: u32,
 }
 
 impl Claims for SessionClaims {
@@ -277,6 +282,27 @@ impl Claims for AdmissionClaims {
     const KIND: Kind = Kind::Admission;
     fn expires_at(&self) -> i64 {
         self.timestamp + Self::MAX_SKEW_S + 1
+    }
+}
+
+/// The edge's word on a request it sends or passes on to the origin, bound to
+/// its method, path and body (SHA-256), with the client's address when the
+/// edge knows it, valid for [`AdmissionClaims::MAX_SKEW_S`] either side of
+/// its timestamp; the nonce lets the origin take a report once only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardClaims {
+    pub method: String,
+    pub path: String,
+    pub timestamp: i64,
+    pub body_sha256: [u8; 32],
+    pub client: Option<String>,
+    pub nonce: [u8; 16],
+}
+
+impl Claims for ForwardClaims {
+    const KIND: Kind = Kind::Forward;
+    fn expires_at(&self) -> i64 {
+        self.timestamp + AdmissionClaims::MAX_SKEW_S + 1
     }
 }
 
@@ -346,6 +372,7 @@ mod tests {
             role: Role::Admin,
             exp: 100,
             sid: [4; 16],
+            generation: 0,
         };
         assert_eq!(keys.verify(&keys.sign(&session), 99), Ok(session));
         let p = purchase();
@@ -383,6 +410,7 @@ mod tests {
             role: Role::Customer,
             exp: i64::MAX,
             sid: [5; 16],
+            generation: 0,
         });
         assert_eq!(
             keys.verify::<PurchaseClaims>(&session, 0),

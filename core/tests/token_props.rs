@@ -26,6 +26,7 @@ fn session() -> impl Strategy<Value = SessionClaims> {
             role,
             exp,
             sid,
+            generation: 0,
         }
     })
 }

@@ -328,6 +328,19 @@ impl Stack {
             env.push(("RUSHGATE_WEBHOOK_SECRET".into(), secret));
             stack.receiver = Some(receiver);
         }
+        // The edge's port is known before the origins start: they relay
+        // ended sessions to it.
+        let edge_port = stack
+            .options
+            .edge
+            .map(|_| stack.options.edge_port.unwrap_or_else(free_port));
+        if let Some(port) = edge_port {
+            let url = format!("http://127.0.0.1:{port}");
+            stack
+                .options
+                .origin_env
+                .insert(0, ("RUSHGATE_EDGE_URL".into(), url));
+        }
         for i in 0..stack.options.origins.max(1) {
             let port = match (i, stack.options.origin_port) {
                 (0, Some(port)) => port,
@@ -352,8 +365,7 @@ impl Stack {
             let proc = stack.spawn_worker(i)?;
             stack.workers.push(Some(proc));
         }
-        if let Some(runtime) = stack.options.edge {
-            let port = stack.options.edge_port.unwrap_or_else(free_port);
+        if let (Some(runtime), Some(port)) = (stack.options.edge, edge_port) {
             let origins = stack.origin_urls();
             let script = match &stack.options.edge_script {
                 Some(script) => Some(script.canonicalize().context("the edge script")?),
@@ -392,7 +404,9 @@ impl Stack {
             .env(
                 "RUSHGATE_REQUIRE_EDGE_ADMISSION",
                 self.options.edge.is_some().to_string(),
-            );
+            )
+            // A stack on one machine: its webhook receivers are on loopback.
+            .env("RUSHGATE_WEBHOOK_ALLOW_PRIVATE", "true");
         if self.redis_cluster() {
             // A master's writes are promised only once a replica has them.
             command.env("RUSHGATE_REDIS_REPLICAS", "1");
@@ -555,6 +569,7 @@ impl Stack {
             role,
             exp: OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600,
             sid: rand::random(),
+            generation: 0,
         })
     }
 

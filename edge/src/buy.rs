@@ -110,6 +110,7 @@ pub async fn buy(
             window_s: view.dedup_window_s,
             now_ms,
             sid: user.sid,
+            generation: user.generation,
             retry: retry.map(|r| (r.nonce, r.exp * 1000)),
         };
         match ask_shard(env, config, &ask).await? {

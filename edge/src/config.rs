@@ -26,6 +26,20 @@ pub struct Config {
     pub report_every_ms: u64,
     /// Lifetime of a purchase URL issued here, s (as the origin's).
     pub purchase_url_ttl_s: u32,
+    /// Whether `CF-Connecting-IP` is the client's address, set by the
+    /// platform in front (Cloudflare) rather than by the client
+    /// (`TRUST_CF_CONNECTING_IP`).
+    pub trust_client_address: bool,
+}
+
+impl Config {
+    /// The client's address, when the platform in front sets it.
+    pub fn client_address(&self, headers: &worker::Headers) -> Option<String> {
+        if !self.trust_client_address {
+            return None;
+        }
+        headers.get("cf-connecting-ip").ok().flatten()
+    }
 }
 
 thread_local! {
@@ -78,6 +92,7 @@ pub fn load(env: &Env) -> Result<Rc<Config>, EdgeError> {
         dedup_shards: number(env, "DEDUP_SHARDS", 64)?.clamp(1, 1024) as u32,
         report_every_ms: number(env, "REPORT_EVERY_MS", 1000)?,
         purchase_url_ttl_s: number(env, "PURCHASE_URL_TTL_S", 300)?.min(u64::from(u32::MAX)) as u32,
+        trust_client_address: var(env, "TRUST_CF_CONNECTING_IP", "false") == "true",
     });
     CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
     Ok(config)

@@ -2,8 +2,9 @@
 //! picks the shard by user hash): their dedup windows and spent retry tokens,
 //! kept in memory — if the object is evicted a window may reopen early, which
 //! costs the origin one request but never correctness, since the origin enforces
-//! every limit itself — and their revoked sessions, kept in the object's
-//! storage too, so a logout holds at every edge location and across evictions.
+//! every limit itself — and their ended sessions (logged out, or of an account
+//! that moved to a new generation: `core::dedup`), kept in the object's
+//! storage too, so an ending holds at every edge location and across evictions.
 //! A `/buy` asks its shard once: the session check rides along with the gate.
 //! The shard also keeps its users' places in event queues (`entrants`), and
 //! counts tries at the door (`door`) of its users and of the client addresses
@@ -11,7 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use rushgate_core::dedup::{Gate, Shard, shard_of};
+use rushgate_core::dedup::{Gate, SessionRef, Shard, shard_of};
 use rushgate_core::velocity::Velocity;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast as _, JsValue};
@@ -30,6 +31,10 @@ pub const BINDING: &str = "DEDUP";
 
 /// Storage key prefix of revoked sessions (value: expiry, unix ms).
 const REVOKED: &str = "revoked:";
+
+/// Storage key prefix of accounts' first valid generations (value:
+/// `"<generation> <until ms>"`).
+const ACCOUNT: &str = "account:";
 
 /// Asks the shard that owns `user_id`; returns its text answer.
 pub async fn ask(env: &Env, config: &Config, user_id: i64, url: &str) -> Result<String> {
@@ -77,7 +82,8 @@ fn refusal(status: u16) -> Result<web_sys::Response> {
 
 /// What the worker asks a shard. Sent as the query string of a GET, so a gate
 /// costs no request body or headers: `u=<user>&e=<event>&w=<window s>&t=<now
-/// ms>&s=<session id hex>[&n=<retry nonce hex>&x=<retry expiry ms>]`.
+/// ms>&s=<session id hex>&g=<generation>[&n=<retry nonce hex>&x=<retry expiry
+/// ms>]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ask {
     pub user_id: i64,
@@ -85,6 +91,7 @@ pub struct Ask {
     pub window_s: u32,
     pub now_ms: i64,
     pub sid: [u8; 16],
+    pub generation: u32,
     /// A verified retry token: its nonce and expiry (ms).
     pub retry: Option<([u8; 16], i64)>,
 }
@@ -92,12 +99,13 @@ pub struct Ask {
 impl Ask {
     pub fn url(&self) -> String {
         let mut url = format!(
-            "https://dedup.internal/gate?u={}&e={}&w={}&t={}&s={}",
+            "https://dedup.internal/gate?u={}&e={}&w={}&t={}&s={}&g={}",
             self.user_id,
             self.event_id,
             self.window_s,
             self.now_ms,
-            hex::encode(self.sid)
+            hex::encode(self.sid),
+            self.generation
         );
         if let Some((nonce, expires_ms)) = &self.retry {
             url.push_str(&format!("&n={}&x={expires_ms}", hex::encode(nonce)));
@@ -117,17 +125,40 @@ impl Ask {
             window_s: field("w")?.parse().ok()?,
             now_ms: field("t")?.parse().ok()?,
             sid: bytes16(field("s")?)?,
+            generation: generation(url)?,
             retry,
         })
     }
+
+    pub fn session(&self) -> SessionRef {
+        SessionRef {
+            user_id: self.user_id,
+            sid: self.sid,
+            generation: self.generation,
+        }
+    }
 }
 
-/// `/session?s=<sid hex>&t=<now ms>`: is the session revoked?
-pub fn session_url(sid: &[u8; 16], now_ms: i64) -> String {
+/// The `g=` field of an ask (0 when absent).
+pub(crate) fn generation(url: &str) -> Option<u32> {
+    field(url, "g").map_or(Some(0), |g| g.parse().ok())
+}
+
+/// `/session?u=<user>&s=<sid hex>&g=<generation>&t=<now ms>`: was the
+/// session ended?
+pub fn session_url(session: &SessionRef, now_ms: i64) -> String {
     format!(
-        "https://dedup.internal/session?s={}&t={now_ms}",
-        hex::encode(sid)
+        "https://dedup.internal/session?u={}&s={}&g={}&t={now_ms}",
+        session.user_id,
+        hex::encode(session.sid),
+        session.generation
     )
+}
+
+/// `/revoke-account?u=<user>&g=<first valid generation>&x=<until ms>`: the
+/// account's older sessions ended.
+pub fn revoke_account_url(user_id: i64, generation: u32, until_ms: i64) -> String {
+    format!("https://dedup.internal/revoke-account?u={user_id}&g={generation}&x={until_ms}")
 }
 
 /// `/revoke?s=<sid hex>&x=<expiry ms>`: the session ended at logout.
@@ -136,6 +167,12 @@ pub fn revoke_url(sid: &[u8; 16], expires_ms: i64) -> String {
         "https://dedup.internal/revoke?s={}&x={expires_ms}",
         hex::encode(sid)
     )
+}
+
+/// A stored account revocation: `"<generation> <until ms>"`.
+fn parse_account(text: &str) -> Option<(u32, i64)> {
+    let (generation, until) = text.split_once(' ')?;
+    Some((generation.parse().ok()?, until.parse().ok()?))
 }
 
 pub(crate) fn field<'a>(url: &'a str, name: &str) -> Option<&'a str> {
@@ -243,7 +280,7 @@ impl DedupShard {
     /// An account at the door: its session, its tries, and its answer spent
     /// once (the retry tokens' spent set: 16 random bytes never collide).
     async fn door(&self, ask: &DoorAsk) -> Result<String> {
-        if self.shard.borrow().is_revoked(&ask.sid, ask.now_ms) {
+        if self.shard.borrow().is_revoked(&ask.session(), ask.now_ms) {
             return Ok("revoked".into());
         }
         let seen = {
@@ -291,36 +328,62 @@ impl DedupShard {
         }
     }
 
-    /// Reads the revoked sessions from storage on first use (the runtime holds
+    /// Reads the ended sessions from storage on first use (the runtime holds
     /// other events back while storage is read).
     async fn load(&self) -> Result<()> {
         if *self.loaded.borrow() {
             return Ok(());
         }
-        let stored = self
-            .state
-            .storage()
-            .list_with_options(ListOptions::new().prefix(REVOKED))
-            .await?;
-        for entry in stored.entries() {
-            let Ok(pair) = entry.map(|e| worker::js_sys::Array::from(&e)) else {
-                continue;
-            };
-            let (key, value) = (pair.get(0).as_string(), pair.get(1).as_f64());
-            if let (Some(sid), Some(until)) =
-                (key.and_then(|k| bytes16(&k[REVOKED.len()..])), value)
-            {
-                self.shard.borrow_mut().revoke(sid, until as i64);
+        for prefix in [REVOKED, ACCOUNT] {
+            let stored = self
+                .state
+                .storage()
+                .list_with_options(ListOptions::new().prefix(prefix))
+                .await?;
+            for entry in stored.entries() {
+                let Ok(pair) = entry.map(|e| worker::js_sys::Array::from(&e)) else {
+                    continue;
+                };
+                let Some(key) = pair.get(0).as_string() else {
+                    continue;
+                };
+                let name = &key[prefix.len()..];
+                let mut shard = self.shard.borrow_mut();
+                if prefix == REVOKED
+                    && let (Some(sid), Some(until)) = (bytes16(name), pair.get(1).as_f64())
+                {
+                    shard.revoke(sid, until as i64);
+                } else if let (Ok(user), Some((generation, until))) = (
+                    name.parse(),
+                    pair.get(1).as_string().and_then(|v| parse_account(&v)),
+                ) {
+                    shard.revoke_account(user, generation, until);
+                }
             }
         }
         *self.loaded.borrow_mut() = true;
         Ok(())
     }
 
+    /// Records that an account's sessions before `generation` ended.
+    async fn revoke_account(&self, user: i64, generation: u32, until: i64) -> Result<()> {
+        self.shard
+            .borrow_mut()
+            .revoke_account(user, generation, until);
+        let Some((generation, until)) = self.shard.borrow().account(user) else {
+            return Ok(());
+        };
+        let key = format!("{ACCOUNT}{user}");
+        self.state
+            .storage()
+            .put(&key, format!("{generation} {until}"))
+            .await
+    }
+
     async fn gate(&self, ask: &Ask) -> Result<Answer> {
         let answer = {
             let mut shard = self.shard.borrow_mut();
-            if shard.is_revoked(&ask.sid, ask.now_ms) {
+            if shard.is_revoked(&ask.session(), ask.now_ms) {
                 Answer::Revoked
             } else {
                 Answer::Gate(match &ask.retry {
@@ -340,10 +403,12 @@ impl DedupShard {
         };
         if due {
             let forgotten = self.shard.borrow_mut().prune(ask.now_ms);
-            let keys: Vec<String> = forgotten
+            let sessions = forgotten
+                .sessions
                 .iter()
-                .map(|sid| format!("{REVOKED}{}", hex::encode(sid)))
-                .collect();
+                .map(|sid| format!("{REVOKED}{}", hex::encode(sid)));
+            let accounts = forgotten.accounts.iter().map(|u| format!("{ACCOUNT}{u}"));
+            let keys: Vec<String> = sessions.chain(accounts).collect();
             if !keys.is_empty() {
                 self.state.storage().delete_multiple(keys).await?;
             }
@@ -400,14 +465,32 @@ impl DedupShard {
                 None => refusal(400),
             },
             "session" => {
-                let (Some(sid), Some(now_ms)) = (
+                let (Some(user_id), Some(sid), Some(generation), Some(now_ms)) = (
+                    field(url, "u").and_then(|u| u.parse().ok()),
                     field(url, "s").and_then(bytes16),
+                    generation(url),
                     field(url, "t").and_then(|t| t.parse().ok()),
                 ) else {
                     return refusal(400);
                 };
-                let revoked = self.shard.borrow().is_revoked(&sid, now_ms);
+                let session = SessionRef {
+                    user_id,
+                    sid,
+                    generation,
+                };
+                let revoked = self.shard.borrow().is_revoked(&session, now_ms);
                 answer(if revoked { "revoked" } else { "ok" })
+            }
+            "revoke-account" => {
+                let (Some(user), Some(generation), Some(until)) = (
+                    field(url, "u").and_then(|u| u.parse().ok()),
+                    field(url, "g").and_then(|g| g.parse().ok()),
+                    field(url, "x").and_then(|x| x.parse().ok()),
+                ) else {
+                    return refusal(400);
+                };
+                self.revoke_account(user, generation, until).await?;
+                answer("ok")
             }
             "revoke" => {
                 let (Some(sid), Some(until)) = (
@@ -433,7 +516,7 @@ impl DedupShard {
                 let Some(ask) = JoinAsk::parse(url) else {
                     return refusal(400);
                 };
-                if self.shard.borrow().is_revoked(&ask.sid, ask.now_ms) {
+                if self.shard.borrow().is_revoked(&ask.session(), ask.now_ms) {
                     return answer("revoked");
                 }
                 let joined = Book::join(&self.entrants, &self.state, &ask).await?;
@@ -476,6 +559,7 @@ mod tests {
             window_s: 10,
             now_ms: 1_700_000_000_000,
             sid: [5; 16],
+            generation: 3,
             retry: None,
         };
         assert_eq!(Ask::parse(&first.url()), Some(first.clone()));
@@ -493,7 +577,21 @@ mod tests {
         ] {
             assert_eq!(Answer::parse(&answer.text()), answer);
         }
-        assert_eq!(field(&session_url(&[1; 16], 5), "t"), Some("5"));
+        let session = SessionRef {
+            user_id: 4,
+            sid: [1; 16],
+            generation: 2,
+        };
+        let url = session_url(&session, 5);
+        assert_eq!(field(&url, "t"), Some("5"));
+        assert_eq!(generation(&url), Some(2));
+        assert_eq!(generation("https://dedup.internal/session?u=4"), Some(0));
+        assert_eq!(
+            parse_account("3 1700000000000"),
+            Some((3, 1_700_000_000_000))
+        );
+        let revoke = revoke_account_url(4, 3, 99);
+        assert_eq!(field(&revoke, "g"), Some("3"));
         let load = Load::default().count(1_000).count(1_500).count(2_100);
         assert_eq!(parse_load(&load.text()), Some((3, 2)));
         assert_eq!(parse_load("3"), None);

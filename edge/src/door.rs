@@ -17,7 +17,7 @@ use rushgate_core::api::{Challenge, DoorAnswer, EventView, is_json_object};
 use rushgate_core::challenge::{
     self, ChallengeClaims, ChallengeError, ChallengeMode, Conditions, Lane,
 };
-use rushgate_core::dedup::shard_of;
+use rushgate_core::dedup::{SessionRef, shard_of};
 use rushgate_core::token::SessionClaims;
 use rushgate_core::velocity;
 use rushgate_core::{ErrorBody, ErrorCode};
@@ -35,14 +35,15 @@ use crate::snapshot;
 /// asks now (the crowd grew while it was being solved).
 const DIFFICULTY_SLACK: u8 = 2;
 
-/// `/door?u=<user>&t=<now ms>&s=<sid hex>&l=<tries limit>[&n=<challenge id
-/// hex>&x=<its expiry ms>]` → `revoked` | `slow <s>` | `spent <tries>` | `ok
-/// <tries>`.
+/// `/door?u=<user>&t=<now ms>&s=<sid hex>&g=<generation>&l=<tries
+/// limit>[&n=<challenge id hex>&x=<its expiry ms>]` → `revoked` | `slow <s>` |
+/// `spent <tries>` | `ok <tries>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DoorAsk {
     pub user_id: i64,
     pub now_ms: i64,
     pub sid: [u8; 16],
+    pub generation: u32,
     pub limit: u32,
     pub spend: Option<([u8; 16], i64)>,
 }
@@ -50,10 +51,11 @@ pub struct DoorAsk {
 impl DoorAsk {
     pub fn url(&self) -> String {
         let mut url = format!(
-            "https://dedup.internal/door?u={}&t={}&s={}&l={}",
+            "https://dedup.internal/door?u={}&t={}&s={}&g={}&l={}",
             self.user_id,
             self.now_ms,
             hex::encode(self.sid),
+            self.generation,
             self.limit
         );
         if let Some((id, expires_ms)) = &self.spend {
@@ -71,9 +73,18 @@ impl DoorAsk {
             user_id: field(url, "u")?.parse().ok()?,
             now_ms: field(url, "t")?.parse().ok()?,
             sid: bytes16(field(url, "s")?)?,
+            generation: crate::dedup_shard::generation(url)?,
             limit: field(url, "l")?.parse().ok()?,
             spend,
         })
+    }
+
+    pub fn session(&self) -> SessionRef {
+        SessionRef {
+            user_id: self.user_id,
+            sid: self.sid,
+            generation: self.generation,
+        }
     }
 }
 
@@ -109,10 +120,11 @@ impl AddressAsk {
 }
 
 /// The client's address key (a hash of `CF-Connecting-IP`), hex, and the
-/// number that picks its shard; `None` without the header (a bare runtime in
-/// front of nothing but tests): such requests are not counted by address.
-fn address_key(req: &Request) -> Option<(String, i64)> {
-    let ip = req.headers().get("cf-connecting-ip").ok().flatten()?;
+/// number that picks its shard; `None` when the platform in front does not
+/// set the header (`TRUST_CF_CONNECTING_IP` is off: a client could write any
+/// address there): such requests are not counted by address.
+fn address_key(req: &Request, config: &Config) -> Option<(String, i64)> {
+    let ip = config.client_address(req.headers())?;
     let key = velocity::address_key(&ip);
     let mut number = [0u8; 8];
     number.copy_from_slice(&key[..8]);
@@ -141,10 +153,11 @@ async fn count_try(
         user_id: user.user_id,
         now_ms,
         sid: user.sid,
+        generation: user.generation,
         limit: limits.account_per_min,
         spend: spend.map(|c| (c.id, c.exp * 1000)),
     };
-    let at_address = address_key(req).map(|(address, number)| {
+    let at_address = address_key(req, config).map(|(address, number)| {
         let ask = AddressAsk {
             address,
             user_id: user.user_id,
@@ -365,6 +378,7 @@ mod tests {
             user_id: 42,
             now_ms: 1_700_000_000_123,
             sid: [7; 16],
+            generation: 0,
             limit: 30,
             spend: Some(([9; 16], 1_700_000_300_000)),
         };

@@ -37,7 +37,7 @@ pub struct Book {
 }
 
 /// A join as the worker asks it: `join?e=<event>&u=<user>&t=<now ms>&o=<opens
-/// ms>&n=<shards>&s=<session id hex>`.
+/// ms>&n=<shards>&s=<session id hex>&g=<generation>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinAsk {
     pub event_id: i64,
@@ -46,19 +46,29 @@ pub struct JoinAsk {
     pub opens_at_ms: i64,
     pub shards: u32,
     pub sid: [u8; 16],
+    pub generation: u32,
 }
 
 impl JoinAsk {
     pub fn url(&self) -> String {
         format!(
-            "https://dedup.internal/join?e={}&u={}&t={}&o={}&n={}&s={}",
+            "https://dedup.internal/join?e={}&u={}&t={}&o={}&n={}&s={}&g={}",
             self.event_id,
             self.user_id,
             self.now_ms,
             self.opens_at_ms,
             self.shards,
-            hex::encode(self.sid)
+            hex::encode(self.sid),
+            self.generation
         )
+    }
+
+    pub fn session(&self) -> rushgate_core::dedup::SessionRef {
+        rushgate_core::dedup::SessionRef {
+            user_id: self.user_id,
+            sid: self.sid,
+            generation: self.generation,
+        }
     }
 
     pub fn parse(url: &str) -> Option<Self> {
@@ -70,6 +80,7 @@ impl JoinAsk {
             opens_at_ms: field("o")?.parse().ok()?,
             shards: field("n")?.parse().ok()?,
             sid: crate::dedup_shard::bytes16(field("s")?)?,
+            generation: crate::dedup_shard::generation(url)?,
         })
     }
 }
@@ -243,6 +254,7 @@ mod tests {
             opens_at_ms: 1_700_000_005_000,
             shards: 64,
             sid: [7; 16],
+            generation: 1,
         };
         assert_eq!(JoinAsk::parse(&ask.url()), Some(ask));
         assert_eq!(parse_joined("1700 128"), Some((1700, 128)));

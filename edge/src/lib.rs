@@ -115,6 +115,12 @@ async fn route(
         (Method::Post, ["api", "auth", "logout"]) => {
             session::logout(req, env, config, now_ms / 1000).await
         }
+        (Method::Post, ["api", "edge", "revocations"]) => {
+            session::relayed(req, env, config, now_ms).await
+        }
+        (Method::Post, ["api", "auth", "login" | "register"]) => {
+            origin::pass_through_from_client(config, req, now_ms).await
+        }
         (_, ["api", ..]) | (_, ["healthz" | "readyz"]) => origin::pass_through(config, req).await,
         _ => {
             drain(&mut req).await;

@@ -96,8 +96,9 @@ pub fn attested(config: &Config, method: &str, path: &str, now_ms: i64) -> Heade
     headers
 }
 
-/// POSTs one of the edge's own reports to `path`, attested; whether the origin
-/// took it.
+/// POSTs one of the edge's own reports to `path`, with the edge's word bound
+/// to its body and a nonce the origin spends (`X-Rushgate-Forward`); whether
+/// the origin took it.
 pub async fn report(
     config: &Config,
     path: &str,
@@ -107,7 +108,18 @@ pub async fn report(
     let Ok(body) = serde_json::to_vec(report) else {
         return false;
     };
-    let headers = attested(config, "POST", path, now_ms);
+    let forward = rushgate_core::attest::forward(
+        &config.keys,
+        "POST",
+        path,
+        &body,
+        None,
+        now_ms.div_euclid(1000),
+        crate::clock::random(),
+    );
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    let _ = headers.set(header::FORWARD, &forward);
     match send(config, Method::Post, path, headers, Some(body)).await {
         Ok(response) => response.status_code() < 300,
         Err(_) => false,
@@ -129,6 +141,32 @@ pub async fn pass_through(config: &Config, mut req: Request) -> Result<Response,
         _ => Some(req.bytes().await?),
     };
     send(config, method, &path, headers, body).await
+}
+
+/// Passes a login or a registration on with the edge's word on it
+/// (`X-Rushgate-Forward`, bound to the body): the client's address, when the
+/// platform gives one that can be trusted (`TRUST_CF_CONNECTING_IP`), so the
+/// origin's limits count tries per client rather than per edge.
+pub async fn pass_through_from_client(
+    config: &Config,
+    mut req: Request,
+    now_ms: i64,
+) -> Result<Response, EdgeError> {
+    let path = req.path();
+    let headers = forwarded_headers(req.headers());
+    let body = req.bytes().await?;
+    let client = config.client_address(req.headers());
+    let forward = rushgate_core::attest::forward(
+        &config.keys,
+        "POST",
+        &path,
+        &body,
+        client.as_deref(),
+        now_ms.div_euclid(1000),
+        crate::clock::random(),
+    );
+    headers.set(header::FORWARD, &forward)?;
+    send(config, Method::Post, &path, headers, Some(body)).await
 }
 
 /// The query string of a URL, without `?` and fragment. (Parsing the whole URL

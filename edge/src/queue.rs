@@ -55,6 +55,7 @@ pub async fn join(
         opens_at_ms: queue::unix_ms(view.opens_at),
         shards: config.dedup_shards,
         sid: user.sid,
+        generation: user.generation,
     };
     let answer = dedup_shard::ask(env, config, user.user_id, &ask.url()).await?;
     if answer == "revoked" {
@@ -73,8 +74,14 @@ pub async fn join(
     let mut status = answer_for(env, config, &claims, now_ms).await?;
     status.pass = Some(pass.clone());
     let mut response = json(200, &status);
+    // Served over HTTPS (as on Cloudflare), the pass travels over HTTPS only.
+    let secure = if req.url().is_ok_and(|u| u.scheme() == "https") {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
-        "{}={pass}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
+        "{}={pass}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
         header::queue_cookie(event_id),
         (claims.exp - now.unix_timestamp()).max(0)
     );

@@ -1,14 +1,22 @@
 //! Who is asking: the session token (Bearer or cookie) verified with core, and
-//! whether it was ended by logging out. Verification is stateless; revoked
-//! sessions live in the user's `DedupShard`, which `/buy` asks anyway (the check
-//! rides along with the dedup gate) and purchase URLs ask once.
+//! whether it was ended — logged out, or its account changed since (a new
+//! role, disabled, deleted). Verification is stateless; ended sessions live in
+//! the user's `DedupShard`, which `/buy` asks anyway (the check rides along
+//! with the dedup gate), and purchase URLs, challenges and queue joins ask
+//! once. The shards hear of endings from the logouts the edge passes on and
+//! from the origin's relay (`POST /api/edge/revocations`), which covers the
+//! rest.
 
+use std::collections::HashMap;
+
+use rushgate_core::api::{EDGE_REVOCATIONS_PATH, EdgeRevocations, header};
+use rushgate_core::dedup::{SessionRef, shard_of};
 use rushgate_core::token::SessionClaims;
 use rushgate_core::{ErrorCode, Keyring};
 use worker::{Env, Headers, Request, Response};
 
 use crate::config::Config;
-use crate::dedup_shard::{self, revoke_url, session_url};
+use crate::dedup_shard::{self, bytes16, revoke_account_url, revoke_url, session_url};
 use crate::error::EdgeError;
 use crate::origin;
 
@@ -36,7 +44,12 @@ pub async fn not_revoked(
     claims: &SessionClaims,
     now_ms: i64,
 ) -> Result<(), EdgeError> {
-    let url = session_url(&claims.sid, now_ms);
+    let session = SessionRef {
+        user_id: claims.user_id,
+        sid: claims.sid,
+        generation: claims.generation,
+    };
+    let url = session_url(&session, now_ms);
     match dedup_shard::ask(env, config, claims.user_id, &url)
         .await?
         .as_str()
@@ -68,4 +81,54 @@ pub async fn logout(
         }
     }
     Ok(response)
+}
+
+/// `POST /api/edge/revocations`: sessions the origin ended (its relay), signed
+/// with the deployment's key and bound to the body. Each goes to its user's
+/// shard; the answer is 204 once every shard has it (else the relay sends the
+/// batch again).
+pub async fn relayed(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    now_ms: i64,
+) -> Result<Response, EdgeError> {
+    let header = req.headers().get(header::FORWARD)?;
+    let claims = rushgate_core::attest::forwarded(
+        &config.keys,
+        header.as_deref(),
+        "POST",
+        EDGE_REVOCATIONS_PATH,
+        now_ms.div_euclid(1000),
+    );
+    let body = req.bytes().await?;
+    if !claims.is_some_and(|c| c.covers(&body)) {
+        return Err(ErrorCode::Forbidden.into());
+    }
+    let batch: EdgeRevocations = serde_json::from_slice(&body)
+        .map_err(|_| EdgeError::new(ErrorCode::InvalidInput, "not a revocations batch"))?;
+    let mut by_shard: HashMap<u32, Vec<String>> = HashMap::new();
+    for (user_id, sid, exp) in &batch.sessions {
+        let sid = bytes16(sid).ok_or_else(|| {
+            EdgeError::new(ErrorCode::InvalidInput, "a session id is 32 hex digits")
+        })?;
+        let shard = shard_of(*user_id, config.dedup_shards);
+        by_shard
+            .entry(shard)
+            .or_default()
+            .push(revoke_url(&sid, exp * 1000));
+    }
+    for (user_id, generation, until) in &batch.accounts {
+        let shard = shard_of(*user_id, config.dedup_shards);
+        let url = revoke_account_url(*user_id, *generation, until * 1000);
+        by_shard.entry(shard).or_default().push(url);
+    }
+    let asks = by_shard.into_iter().flat_map(|(shard, urls)| {
+        urls.into_iter()
+            .map(move |url| async move { dedup_shard::ask_at(env, shard, &url).await })
+    });
+    for answer in futures_util::future::join_all(asks).await {
+        answer?;
+    }
+    Ok(Response::empty()?.with_status(204))
 }

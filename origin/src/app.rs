@@ -22,6 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::auth::password::Hashers;
 use crate::auth::revoked::Revocations;
 use crate::config::AppConfig;
 use crate::error::ApiError;
@@ -51,6 +52,7 @@ pub struct Shared {
     pub flags: SoldOutFlags,
     pub funnel: FunnelCounters,
     pub revocations: Revocations,
+    pub hashers: Hashers,
     pub buy_limiter: Limiter,
     pub limiter: DefaultDirectRateLimiter,
     pub payments: Arc<dyn PaymentProvider>,
@@ -99,6 +101,7 @@ impl AppState {
             flags,
             funnel: FunnelCounters::default(),
             revocations: Revocations::default(),
+            hashers: Hashers::per_core(),
             buy_limiter,
             limiter,
             payments: Arc::new(FakeProvider),
@@ -122,6 +125,7 @@ fn routes(limiter: Limiter) -> OpenApiRouter<AppState> {
         .merge(queue::router())
         .merge(presale::router())
         .merge(crate::webhooks::console::router())
+        .merge(crate::users::console::router())
 }
 
 /// The OpenAPI description of the API (`GET /api/openapi.json`).

@@ -10,6 +10,7 @@ use rushgate_core::Role;
 use tokio::net::TcpListener;
 
 use crate::app::{self, AppState};
+use crate::auth::password::Hashers;
 use crate::config::{Config, Environment, StoreConfig};
 use crate::demo;
 use crate::sale::Replicas;
@@ -86,6 +87,48 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreConfig,
     },
+    /// Give a user another role; their sessions end.
+    SetRole {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: Role,
+        #[command(flatten)]
+        store: AccountStore,
+    },
+    /// Disable a user: they cannot log in and their sessions end.
+    Disable {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        store: AccountStore,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        store: AccountStore,
+    },
+    /// Delete a user: their sessions end, their name and password go, their
+    /// orders stay.
+    Delete {
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        store: AccountStore,
+    },
+}
+
+/// Where accounts live, and how long their sessions may last (so that ending
+/// them is remembered that long).
+#[derive(Debug, clap::Args)]
+pub struct AccountStore {
+    #[command(flatten)]
+    store: StoreConfig,
+    /// Lifetime of a login session, in seconds (as the origin's).
+    #[arg(long, env = "RUSHGATE_SESSION_TTL_S", default_value_t = 12 * 3600)]
+    session_ttl_s: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +171,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             role,
             store,
         }) => add_user(&store, &username, role).await,
+        Command::User(UserCommand::SetRole {
+            username,
+            role,
+            store,
+        }) => {
+            let change = users::Change {
+                role: Some(role),
+                ..users::Change::default()
+            };
+            change_user(&store, &username, change).await
+        }
+        Command::User(UserCommand::Disable { username, store }) => {
+            let change = users::Change {
+                disabled: Some(true),
+                ..users::Change::default()
+            };
+            change_user(&store, &username, change).await
+        }
+        Command::User(UserCommand::Enable { username, store }) => {
+            let change = users::Change {
+                disabled: Some(false),
+                ..users::Change::default()
+            };
+            change_user(&store, &username, change).await
+        }
+        Command::User(UserCommand::Delete { username, store }) => {
+            let change = users::Change {
+                delete: true,
+                ..users::Change::default()
+            };
+            change_user(&store, &username, change).await
+        }
         Command::Openapi => {
             println!("{}", app::openapi_document().to_pretty_json()?);
             Ok(())
@@ -172,8 +247,15 @@ async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {
     db::migrate(&pool).await?;
     let redis = store.redis().await?;
     let replicas = store.replicas().await?;
+    let mut app_config = config.app;
+    app_config.webhook_allow_private = config.worker.webhooks.webhook_allow_private;
+    if app_config.webhook_allow_private && app_config.environment == Environment::Production {
+        tracing::warn!(
+            "RUSHGATE_WEBHOOK_ALLOW_PRIVATE is on in production: webhooks may reach this network"
+        );
+    }
     let state = AppState::new(
-        config.app,
+        app_config,
         keys,
         pool.clone(),
         redis.clone(),
@@ -331,9 +413,51 @@ async fn add_user(store: &StoreConfig, username: &str, role: Role) -> anyhow::Re
         .map_err(|e| anyhow::anyhow!("password: {e}"))?;
     let pool = db::connect(&store.database_url, 2).await?;
     db::migrate(&pool).await?;
-    let id = users::create(&pool, &username, password, role)
+    let id = users::create(&pool, &Hashers::new(1), &username, password, role)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("added {role} {} with id {id}", username.as_str());
+    Ok(())
+}
+
+/// Changes a user and ends their sessions (recorded in Redis, where every
+/// origin process and the relay to the edge read it).
+async fn change_user(
+    accounts: &AccountStore,
+    username: &str,
+    change: users::Change,
+) -> anyhow::Result<()> {
+    let (store, ttl_s) = (&accounts.store, accounts.session_ttl_s);
+    let pool = db::connect(&store.database_url, 2).await?;
+    db::migrate(&pool).await?;
+    let user = users::find_by_username(&pool, username)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_context(|| format!("no user {username}"))?;
+    let (after, moved) = users::change(&pool, user.id, change)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_context(|| format!("no user {username}"))?;
+    if moved {
+        let redis = store.redis().await?;
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let entry = crate::auth::revoked::Revoked::Account {
+            user_id: after.id,
+            generation: after.generation(),
+            until: now_ms / 1000 + i64::from(ttl_s),
+        };
+        crate::auth::revoked::append(&redis, entry, now_ms, ttl_s).await?;
+    }
+    let state = if after.deleted {
+        "deleted".to_owned()
+    } else if after.disabled {
+        format!("{} (disabled)", after.role())
+    } else {
+        after.role().to_string()
+    };
+    println!(
+        "user {username} (id {}): {state}; sessions ended: {moved}",
+        after.id
+    );
     Ok(())
 }

@@ -160,9 +160,10 @@ pub struct AppConfig {
     /// Lifetime of a login session, in seconds.
     #[arg(long, env = "RUSHGATE_SESSION_TTL_S", default_value_t = 12 * 3600)]
     pub session_ttl_s: u32,
-    /// Mark the session cookie `Secure` (set this when served over HTTPS).
-    #[arg(long, env = "RUSHGATE_COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
-    pub cookie_secure: bool,
+    /// Mark the session cookie `Secure`, sent over HTTPS only (default: true in
+    /// production, false in development).
+    #[arg(long, env = "RUSHGATE_COOKIE_SECURE", action = clap::ArgAction::Set)]
+    pub cookie_secure: Option<bool>,
     /// Lifetime of a purchase URL, in seconds.
     #[arg(long, env = "RUSHGATE_PURCHASE_URL_TTL_S", default_value_t = 300)]
     pub purchase_url_ttl_s: u32,
@@ -192,6 +193,19 @@ pub struct AppConfig {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RUSHGATE_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// Whether the console may add webhook endpoints at private addresses:
+    /// `RUSHGATE_WEBHOOK_ALLOW_PRIVATE`, read with the webhook settings and
+    /// copied here by `serve`.
+    #[arg(skip)]
+    pub webhook_allow_private: bool,
+    /// The edge's public base URL (`https://tickets.example.com`): sessions
+    /// ended here (logouts, account changes) are relayed to it, so that the
+    /// edge refuses them too. Unset: no edge, or one that hears only of the
+    /// logouts it passes on.
+    #[arg(long, env = "RUSHGATE_EDGE_URL")]
+    pub edge_url: Option<String>,
+    #[command(flatten)]
+    pub limits: crate::auth::limits::LimitsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +234,12 @@ impl AppConfig {
         let keys =
             Keyring::from_hex(&self.signing_key.0, previous).map_err(ConfigError::BadSigningKey)?;
         Ok((keys, None))
+    }
+
+    /// Whether the session cookie is marked `Secure`: as set, else in production.
+    pub fn cookie_secure(&self) -> bool {
+        self.cookie_secure
+            .unwrap_or(self.environment == Environment::Production)
     }
 
     pub fn buy_target(&self) -> Duration {
@@ -253,6 +273,7 @@ mod tests {
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.store.redis_url, "redis://127.0.0.1:6379");
         assert!(config.app.require_edge_admission);
+        assert!(!config.app.cookie_secure(), "plain HTTP on one machine");
         assert_eq!(format!("{:?}", config.app.signing_key), "<unset>");
         let (_, generated) = config.app.keyring().unwrap();
         assert_eq!(generated.map(|k| k.len()), Some(64));
@@ -261,6 +282,24 @@ mod tests {
     #[test]
     fn production_needs_a_key_and_secrets_stay_hidden() {
         let probe = Probe::try_parse_from(["probe", "--environment", "production"]).unwrap();
+        assert!(
+            probe.config.app.cookie_secure(),
+            "production cookies are Secure"
+        );
+        let plain = [
+            "probe",
+            "--environment",
+            "production",
+            "--cookie-secure",
+            "false",
+        ];
+        assert!(
+            !Probe::try_parse_from(plain)
+                .unwrap()
+                .config
+                .app
+                .cookie_secure()
+        );
         assert!(matches!(
             probe.config.app.keyring(),
             Err(ConfigError::MissingSigningKey)

@@ -1,5 +1,7 @@
 //! The console's CSV downloads: rows written with the `csv` crate (RFC 4180
-//! quoting) and answered as an attachment.
+//! quoting) and answered as an attachment. A cell that a spreadsheet would read
+//! as a formula (OWASP's CSV injection: it begins with `=`, `+`, `-`, `@`, a tab
+//! or a carriage return) is written with a `'` in front, so it opens as text.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -18,7 +20,7 @@ impl CsvFile {
 
     pub fn row(&mut self, fields: &[&str]) -> ApiResult<()> {
         self.0
-            .write_record(fields)
+            .write_record(fields.iter().map(|f| inert(f).into_owned()))
             .map_err(|e| ApiError::Internal(e.into()))
     }
 
@@ -39,5 +41,43 @@ impl CsvFile {
             bytes,
         )
             .into_response())
+    }
+}
+
+/// `cell` as a spreadsheet will read it as text: a `'` before a leading
+/// formula character. Numbers (`-5`, `+1.5`) stay as they are: they are read
+/// as numbers, never run.
+fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && cell.parse::<f64>().is_err() {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inert;
+
+    #[test]
+    fn formulas_open_as_text_and_everything_else_is_unchanged() {
+        for (cell, written) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+SUM(A1:A9)", "'+SUM(A1:A9)"),
+            ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+            ("@SUM(1)", "'@SUM(1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("-evil", "'-evil"),
+            ("Floor", "Floor"),
+            ("a=b", "a=b"),
+            ("", ""),
+            ("-5", "-5"),
+            ("+1.5", "+1.5"),
+            ("2026-12-07T18:00:00Z", "2026-12-07T18:00:00Z"),
+        ] {
+            assert_eq!(inert(cell), written, "{cell:?}");
+        }
     }
 }

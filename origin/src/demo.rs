@@ -28,6 +28,7 @@ pub async fn seed(
 ) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     let mut operator_id = 0;
+    let hashers = crate::auth::password::Hashers::new(1);
     for (name, role) in [
         ("demo-admin", Role::Admin),
         ("demo-operator", Role::Operator),
@@ -36,6 +37,7 @@ pub async fn seed(
         let password = random_password();
         let id = users::upsert(
             pool,
+            &hashers,
             &Username::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?,
             Password::parse(&password).map_err(|e| anyhow::anyhow!("{e}"))?,
             role,

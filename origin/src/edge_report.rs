@@ -1,22 +1,20 @@
 //! `POST /api/internal/edge-report`: funnel counters (and page views) from the
-//! edge, in batches. Authenticated like a forwarded purchase: an admission token
-//! for this path, signed with the shared key.
+//! edge, in batches. Authenticated by the edge's word on this path and body
+//! (`X-Rushgate-Forward`, signed with the shared key), taken once.
 
 use std::collections::HashMap;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use futures::future::join_all;
-use rushgate_core::api::{EDGE_REPORT_MAX_BYTES, EDGE_REPORT_PATH, EdgeReport, header};
-use rushgate_core::attest;
-use time::OffsetDateTime;
+use rushgate_core::api::{EDGE_REPORT_MAX_BYTES, EDGE_REPORT_PATH, EdgeReport};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt as _};
 use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::EdgeReported;
 
 /// The edge cuts its reports to `EDGE_REPORT_MAX_BYTES`; they are accepted at
 /// that size whatever the general body limit, so a report is never refused
@@ -25,15 +23,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(report).layer(DefaultBodyLimit::max(EDGE_REPORT_MAX_BYTES)))
 }
 
-#[utoipa::path(post, path = EDGE_REPORT_PATH, tag = "operations", request_body = EdgeReport, params(("x-rushgate-admit" = String, Header, description = "the edge's admission token for this path and user 0")), responses((status = 204, description = "added to the funnel counters"), (status = 403, description = "`not_admitted_by_edge`", body = rushgate_core::ErrorBody), crate::openapi::Common))]
+#[utoipa::path(post, path = EDGE_REPORT_PATH, tag = "operations", request_body = EdgeReport, params(("x-rushgate-forward" = String, Header, description = "the edge's word on this path and body, with a nonce taken once")), responses((status = 204, description = "added to the funnel counters"), (status = 403, description = "`not_admitted_by_edge`", body = rushgate_core::ErrorBody), crate::openapi::Common))]
 async fn report(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ApiJson(report): ApiJson<EdgeReport>,
+    EdgeReported(report): EdgeReported<EdgeReport>,
 ) -> ApiResult<StatusCode> {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let admit = headers.get(header::ADMIT).and_then(|v| v.to_str().ok());
-    attest::verify(&state.keys, admit, "POST", EDGE_REPORT_PATH, 0, now)?;
     if report.events.len() > 1000 || report.visitors.len() > 1000 {
         return Err(ApiError::invalid(
             "events",

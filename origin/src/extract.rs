@@ -145,6 +145,57 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// A report the edge sends about itself (funnel counts, queue joins): its
+/// `X-Rushgate-Forward` must attest this method, path and body, and its nonce
+/// is spent here, so a report is taken once and a captured one cannot carry
+/// another body. Else 403 `not_admitted_by_edge`.
+#[derive(Debug)]
+pub struct EdgeReported<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for EdgeReported<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = rushgate_core::attest::forwarded(
+            &state.keys,
+            req.headers()
+                .get(rushgate_core::api::header::FORWARD)
+                .and_then(|v| v.to_str().ok()),
+            req.method().as_str(),
+            req.uri().path(),
+            now,
+        )
+        .ok_or(ApiError::from(ErrorCode::NotAdmittedByEdge))?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        if !claims.covers(&bytes) {
+            return Err(ErrorCode::NotAdmittedByEdge.into());
+        }
+        let spent = format!(
+            "{}:{{fw{}}}",
+            state.redis.keys.prefix(),
+            hex::encode(claims.nonce)
+        );
+        let first: Option<String> = redis::cmd("SET")
+            .arg(&spent)
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(2 * rushgate_core::token::AdmissionClaims::MAX_SKEW_S + 2)
+            .query_async(&mut state.redis.conn.clone())
+            .await?;
+        if first.is_none() {
+            return Err(ApiError::refused(
+                ErrorCode::NotAdmittedByEdge,
+                "this report was taken already",
+            ));
+        }
+        parse_json(&bytes).map(Self)
+    }
+}
+
 /// A numeric id from the path.
 #[derive(Debug, Clone, Copy)]
 pub struct Id(pub i64);
@@ -168,23 +219,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
-/// The signed-in user, from `Authorization: Bearer <token>` or the session cookie.
+/// The signed-in user, from `Authorization: Bearer <token>` or the session
+/// cookie: an authentic, unexpired session that was not ended (logged out, or
+/// its account changed since: `auth::revoked`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthUser {
     pub user_id: i64,
     pub role: Role,
+    pub generation: u32,
 }
 
-impl AuthUser {
-    /// Operators and admins only.
-    pub fn manager(self) -> Result<Self, ApiError> {
-        if self.role.manages_events() {
-            Ok(self)
-        } else {
-            Err(ApiError::from(ErrorCode::Forbidden))
-        }
-    }
+/// A signed-in operator or admin, checked against the account as it stands in
+/// PostgreSQL: a session whose account is gone, disabled or of another
+/// generation is 401, one whose account may not manage events 403. The
+/// console's every call pays this one indexed read; purchases do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staff {
+    pub user_id: i64,
+    pub role: Role,
+}
 
+impl Staff {
     /// Admins only.
     pub fn reviewer(self) -> Result<Self, ApiError> {
         if self.role.reviews_events() {
@@ -192,6 +247,29 @@ impl AuthUser {
         } else {
             Err(ApiError::from(ErrorCode::Forbidden))
         }
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        let account = crate::users::get(&state.db, user.user_id)
+            .await?
+            .filter(|a| a.active() && a.generation() == user.generation)
+            .ok_or(ApiError::from(ErrorCode::Unauthenticated))?;
+        let role = account.role();
+        if !role.manages_events() {
+            return Err(ApiError::from(ErrorCode::Forbidden));
+        }
+        Ok(Self {
+            user_id: user.user_id,
+            role,
+        })
     }
 }
 
@@ -223,12 +301,53 @@ impl FromRequestParts<AppState> for AuthUser {
     ) -> Result<Self, Self::Rejection> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = session_claims(parts, &state.keys, now)
-            .filter(|c| !state.revocations.is_revoked(&c.sid))
+            .filter(|c| !state.revocations.is_revoked(c))
             .ok_or(ApiError::from(ErrorCode::Unauthenticated))?;
         Ok(Self {
             user_id: claims.user_id,
             role: claims.role,
+            generation: claims.generation,
         })
+    }
+}
+
+/// The client's address: the one the edge attests (`X-Rushgate-Forward`,
+/// from the CDN's own header) for a request it passed on, else the peer of
+/// the connection. Behind another proxy every client has the proxy's
+/// address, which the login limits tolerate: an address past its allowance
+/// pays with work, it is never locked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let header = parts
+            .headers
+            .get(rushgate_core::api::header::FORWARD)
+            .and_then(|v| v.to_str().ok());
+        let attested = header.and_then(|h| {
+            rushgate_core::attest::forwarded(
+                &state.keys,
+                Some(h),
+                parts.method.as_str(),
+                parts.uri.path(),
+                now,
+            )
+        });
+        if let Some(client) = attested.and_then(|c| c.client) {
+            return Ok(Self(client));
+        }
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        Ok(Self(peer))
     }
 }
 

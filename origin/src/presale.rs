@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::csv_file::CsvFile;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser, Id};
+use crate::extract::{ApiJson, Id, Staff};
 
 /// The largest CSV upload: a full event's codes with room for a second column.
 const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
@@ -126,7 +126,7 @@ async fn add(db: &PgPool, event_id: i64, codes: &[String]) -> ApiResult<PresaleC
 #[utoipa::path(post, path = "/api/admin/events/{id}/presale/codes", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body = GenerateCodes, responses((status = 200, description = "new random codes added; export them as CSV", body = PresaleCodes), crate::openapi::Managed, crate::openapi::Common))]
 async fn generate(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
     ApiJson(body): ApiJson<GenerateCodes>,
 ) -> ApiResult<Json<PresaleCodes>> {
@@ -146,7 +146,7 @@ async fn generate(
 #[utoipa::path(post, path = "/api/admin/events/{id}/presale/codes.csv", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body(content = String, content_type = "text/csv", description = "one code per line in the first column; an optional `code` header; codes in any case, with or without dashes"), responses((status = 200, description = "the codes the event did not hold yet were added", body = PresaleCodes), crate::openapi::Managed, crate::openapi::Common))]
 async fn upload(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
     body: Bytes,
 ) -> ApiResult<Json<PresaleCodes>> {
@@ -198,7 +198,7 @@ struct CodeRow {
 }
 
 #[utoipa::path(get, path = "/api/admin/events/{id}/presale/codes.csv", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "every code of the event: code,user_id,bound_at (empty while unbound)", content_type = "text/csv", body = String), crate::openapi::Managed, crate::openapi::Common))]
-async fn export(State(state): State<AppState>, user: AuthUser, Id(id): Id) -> ApiResult<Response> {
+async fn export(State(state): State<AppState>, user: Staff, Id(id): Id) -> ApiResult<Response> {
     crate::admin::managed(&state, user, id).await?;
     let rows: Vec<CodeRow> = sqlx::query_as(
         "SELECT code, user_id, bound_at FROM presale_codes WHERE event_id = $1 \

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::events::repo::EventRecord;
-use crate::extract::{ApiJson, Id};
+use crate::extract::{EdgeReported, Id};
 use crate::sale::stock;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -75,14 +75,12 @@ async fn feed(
     }))
 }
 
-#[utoipa::path(post, path = "/api/internal/queue/{id}", tag = "operations", params(("id" = i64, Path, description = "event id"), ("x-rushgate-admit" = String, Header, description = "the edge's admission token for this path and user 0")), request_body = QueueReport, responses((status = 204, description = "joins kept (again is harmless), the frontier moved forward (never back)"), (status = 403, description = "`not_admitted_by_edge`", body = ErrorBody), (status = 404, description = "`not_found`: no such queue", body = ErrorBody), crate::openapi::Common))]
+#[utoipa::path(post, path = "/api/internal/queue/{id}", tag = "operations", params(("id" = i64, Path, description = "event id"), ("x-rushgate-forward" = String, Header, description = "the edge's word on this path and body, with a nonce taken once")), request_body = QueueReport, responses((status = 204, description = "joins kept (again is harmless), the frontier moved forward (never back)"), (status = 403, description = "`not_admitted_by_edge`", body = ErrorBody), (status = 404, description = "`not_found`: no such queue", body = ErrorBody), crate::openapi::Common))]
 async fn report(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Id(id): Id,
-    ApiJson(report): ApiJson<QueueReport>,
+    EdgeReported(report): EdgeReported<QueueReport>,
 ) -> ApiResult<StatusCode> {
-    attested(&state, &headers, "POST", id)?;
     queue_event(&state, id).await?;
     if report.joins.len() > MAX_JOINS_PER_REPORT {
         return Err(ApiError::invalid(

@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::events::repo::{self, EventRecord};
 use crate::events::view;
-use crate::extract::{ApiJson, AuthUser, Id, OptionalJson};
+use crate::extract::{ApiJson, Id, OptionalJson, Staff};
 use crate::sale::stock;
 use rushgate_core::ErrorCode;
 
@@ -44,8 +44,7 @@ async fn render(state: &AppState, id: i64) -> ApiResult<Json<EventView>> {
 }
 
 /// Loads an event the user may manage: its owner, or any admin.
-pub async fn managed(state: &AppState, user: AuthUser, id: i64) -> ApiResult<EventRecord> {
-    let user = user.manager()?;
+pub async fn managed(state: &AppState, user: Staff, id: i64) -> ApiResult<EventRecord> {
     let event = repo::get(&state.db, id)
         .await?
         .ok_or(ApiError::not_found("event"))?;
@@ -58,10 +57,9 @@ pub async fn managed(state: &AppState, user: AuthUser, id: i64) -> ApiResult<Eve
 #[utoipa::path(post, path = "/api/admin/events", tag = "console", security(("bearer" = []), ("cookie" = [])), request_body = EventInput, responses((status = 201, description = "a draft owned by the caller", body = EventView), (status = 403, description = "`forbidden`: customers", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
 async fn create(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     ApiJson(input): ApiJson<EventInput>,
 ) -> ApiResult<(StatusCode, Json<EventView>)> {
-    let user = user.manager()?;
     let spec = EventSpec::parse(&input)?;
     let id = repo::insert(&state.db, user.user_id, &spec).await?;
     tracing::info!(event_id = id, owner = user.user_id, "event drafted");
@@ -69,8 +67,7 @@ async fn create(
 }
 
 #[utoipa::path(get, path = "/api/admin/events", tag = "console", security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "admins: every event; operators: their own", body = AdminEventList), (status = 403, description = "`forbidden`: customers", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]
-async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<AdminEventList>> {
-    let user = user.manager()?;
+async fn list(State(state): State<AppState>, user: Staff) -> ApiResult<Json<AdminEventList>> {
     let owner = (!user.role.reviews_events()).then_some(user.user_id);
     let records = repo::list_managed(&state.db, owner).await?;
     let refs: Vec<&EventRecord> = records.iter().collect();
@@ -86,7 +83,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<A
 #[utoipa::path(get, path = "/api/admin/events/{id}", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, body = EventView), crate::openapi::Managed, crate::openapi::Common))]
 async fn detail(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
 ) -> ApiResult<Json<EventView>> {
     managed(&state, user, id).await?;
@@ -96,7 +93,7 @@ async fn detail(
 #[utoipa::path(put, path = "/api/admin/events/{id}", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body = EventInput, responses((status = 200, description = "a draft, or a rejected event back to draft", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn update(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
     ApiJson(input): ApiJson<EventInput>,
 ) -> ApiResult<Json<EventView>> {
@@ -114,7 +111,7 @@ async fn update(
 #[utoipa::path(post, path = "/api/admin/events/{id}/submit", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "draft → pending_review", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn submit(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
 ) -> ApiResult<Json<EventView>> {
     managed(&state, user, id).await?;
@@ -131,7 +128,7 @@ async fn submit(
 #[utoipa::path(post, path = "/api/admin/events/{id}/approve", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body(content = Option<ReviewNote>, description = "an optional note (at most 1000 characters); an empty body is no note"), responses((status = 200, description = "pending_review → approved, with its stock in Redis", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn approve(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
     OptionalJson(note): OptionalJson<ReviewNote>,
 ) -> ApiResult<Json<EventView>> {
@@ -170,7 +167,7 @@ async fn approve(
 #[utoipa::path(post, path = "/api/admin/events/{id}/reject", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body(content = Option<ReviewNote>, description = "an optional note (at most 1000 characters); an empty body is no note"), responses((status = 200, description = "pending_review → rejected", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn reject(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
     OptionalJson(note): OptionalJson<ReviewNote>,
 ) -> ApiResult<Json<EventView>> {
@@ -190,7 +187,7 @@ async fn reject(
 #[utoipa::path(post, path = "/api/admin/events/{id}/cancel", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "any status but cancelled → cancelled", body = EventView), (status = 409, description = "`invalid_state`: the event's status does not allow it", body = ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn cancel(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
 ) -> ApiResult<Json<EventView>> {
     let user = user.reviewer()?;

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::csv_file::CsvFile;
 use crate::error::ApiResult;
 use crate::events::repo::EventRecord;
-use crate::extract::{AuthUser, Id};
+use crate::extract::{Id, Staff};
 use crate::sale::Bucket;
 use crate::sale::record::Reservation;
 use crate::store::redis::Redis;
@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/admin/events/{id}/stats", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "units per tier and status, the admission funnel, page views", body = EventStats), crate::openapi::Managed, crate::openapi::Common))]
 async fn stats(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
 ) -> ApiResult<Json<EventStats>> {
     let event = super::events::managed(&state, user, id).await?;
@@ -191,11 +191,7 @@ struct Winner {
 
 /// Paid and awaiting orders as CSV (the stock is small, so the export is too).
 #[utoipa::path(get, path = "/api/admin/events/{id}/orders.csv", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "paid and awaiting orders: order_id,user_id,username,tier,quantity,amount_cents,status,created_at,paid_at", content_type = "text/csv", body = String), crate::openapi::Managed, crate::openapi::Common))]
-async fn orders_csv(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Id(id): Id,
-) -> ApiResult<Response> {
+async fn orders_csv(State(state): State<AppState>, user: Staff, Id(id): Id) -> ApiResult<Response> {
     super::events::managed(&state, user, id).await?;
     let winners: Vec<Winner> = sqlx::query_as(
         "SELECT o.id, o.user_id, u.username, t.name AS tier, o.quantity, o.amount_cents, \

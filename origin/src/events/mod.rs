@@ -76,7 +76,7 @@ async fn detail(State(state): State<AppState>, Id(id): Id) -> ApiResult<Json<Eve
     let now = OffsetDateTime::now_utc();
     let event = public_event(&state, id, now).await?;
     let remaining = stock::remaining(&state.redis, &[&event]).await?;
-    Ok(Json(view::full(&event, now, &remaining)))
+    Ok(Json(view::public(&event, now, &remaining)))
 }
 
 #[utoipa::path(post, path = "/api/events/{id}/purchase-url", tag = "events", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "a purchase URL for this user, once the sale is open; in a presale, for a holder of a presale code (sent once as `presale_code`; the URL lasts until the presale closes at most)", body = PurchaseUrl), (status = 403, description = "`not_open`, with `opens_at`; in a presale `presale_code_required` (no code, or no such code) | `presale_code_taken` (bound to another account); `not_admitted_by_edge` when asked here directly behind an edge (`RUSHGATE_REQUIRE_EDGE_ADMISSION`): the edge's door hands them out", body = ErrorBody), (status = 404, description = "`not_found`", body = ErrorBody), (status = 409, description = "`sold_out`; `queue_required` where the sale admits through its queue", body = ErrorBody), (status = 410, description = "`closed`", body = ErrorBody), crate::openapi::Signed, crate::openapi::Common))]

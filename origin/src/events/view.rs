@@ -51,6 +51,15 @@ pub fn full(event: &EventRecord, now: OffsetDateTime, remaining: &Remaining) -> 
     }
 }
 
+/// What anyone may see of an event: [`full`] without the review's note, which
+/// is between the organiser and the admins.
+pub fn public(event: &EventRecord, now: OffsetDateTime, remaining: &Remaining) -> EventView {
+    EventView {
+        review_note: None,
+        ..full(event, now, remaining)
+    }
+}
+
 pub fn summary(event: &EventRecord, now: OffsetDateTime, remaining: &Remaining) -> EventSummary {
     EventSummary {
         id: event.id,

@@ -1,7 +1,9 @@
 //! The console's webhooks of one event: its own endpoints (added with their
 //! URL, secret, event types and pace; disabled, never deleted, so their counts
 //! stay), the deployment's endpoints as they stand for the event, and its dead
-//! letters with a retry per endpoint.
+//! letters with a retry per endpoint. An endpoint must reach a public address
+//! (`destination`); the deployment's endpoints are shown without their query,
+//! where a token may be.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,9 +16,9 @@ use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser, Id, positive_id};
+use crate::extract::{ApiJson, Id, Staff, positive_id};
 
-use super::{check_url, repo};
+use super::{destination, repo};
 
 /// The most endpoints of its own one event may have.
 const MAX_ENDPOINTS: usize = 20;
@@ -41,8 +43,16 @@ fn ids(raw: (String, String)) -> ApiResult<(i64, i64)> {
 }
 
 /// An endpoint's settings, checked: (secret, types, rate, burst).
-fn settings(input: &EndpointInput) -> ApiResult<(String, Vec<EventType>, u32, u32)> {
-    check_url(&input.url).map_err(|e| ApiError::invalid("url", e))?;
+async fn settings(
+    state: &AppState,
+    input: &EndpointInput,
+) -> ApiResult<(String, Vec<EventType>, u32, u32)> {
+    let allow_private = state.config.webhook_allow_private;
+    let url = destination::check_url(&input.url, allow_private)
+        .map_err(|e| ApiError::invalid("url", e))?;
+    destination::check_resolved(&url, allow_private)
+        .await
+        .map_err(|e| ApiError::invalid("url", e))?;
     let secret = match &input.secret {
         Some(s) if !(16..=200).contains(&s.chars().count()) => {
             return Err(ApiError::invalid("secret", "must be 16 to 200 characters"));
@@ -80,24 +90,26 @@ fn settings(input: &EndpointInput) -> ApiResult<(String, Vec<EventType>, u32, u3
 #[utoipa::path(get, path = "/api/admin/events/{id}/webhooks", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "the event's own endpoints and the deployment's, with this event's deliveries to each", body = EndpointList), crate::openapi::Managed, crate::openapi::Common))]
 async fn list(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
 ) -> ApiResult<Json<EndpointList>> {
     crate::admin::managed(&state, user, id).await?;
-    Ok(Json(EndpointList {
-        endpoints: repo::endpoints_of_event(&state.db, id).await?,
-    }))
+    let mut endpoints = repo::endpoints_of_event(&state.db, id).await?;
+    for deployment in endpoints.iter_mut().filter(|e| e.event_id.is_none()) {
+        deployment.url = destination::redacted(&deployment.url);
+    }
+    Ok(Json(EndpointList { endpoints }))
 }
 
 #[utoipa::path(post, path = "/api/admin/events/{id}/webhooks", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), request_body = EndpointInput, responses((status = 201, description = "added; it gets the event's changes from now on. `secret` is answered this once", body = EndpointView), (status = 400, description = "`invalid_input` naming `url`, `secret`, `types`, `rate_per_s` or `burst`", body = rushgate_core::ErrorBody), crate::openapi::Managed, crate::openapi::Common))]
 async fn create(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
     ApiJson(input): ApiJson<EndpointInput>,
 ) -> ApiResult<(StatusCode, Json<EndpointView>)> {
     crate::admin::managed(&state, user, id).await?;
-    let (secret, types, rate, burst) = settings(&input)?;
+    let (secret, types, rate, burst) = settings(&state, &input).await?;
     let existing = repo::endpoints_of_event(&state.db, id).await?;
     if existing.iter().filter(|e| e.event_id == Some(id)).count() >= MAX_ENDPOINTS {
         return Err(ApiError::invalid(
@@ -107,7 +119,8 @@ async fn create(
     }
     let endpoint_id =
         repo::insert_endpoint(&state.db, id, &input, &secret, &types, rate, burst).await?;
-    tracing::info!(event_id = id, endpoint_id, url = %input.url, "webhook endpoint added");
+    let url = destination::redacted(&input.url);
+    tracing::info!(event_id = id, endpoint_id, %url, "webhook endpoint added");
     Ok((
         StatusCode::CREATED,
         Json(EndpointView {
@@ -131,7 +144,7 @@ async fn create(
 #[utoipa::path(delete, path = "/api/admin/events/{id}/webhooks/{endpoint_id}", tag = "console", params(("id" = i64, Path, description = "event id"), ("endpoint_id" = i64, Path, description = "one of the event's own endpoints")), security(("bearer" = []), ("cookie" = [])), responses((status = 204, description = "disabled: nothing more is queued or sent to it"), crate::openapi::Managed, crate::openapi::Common))]
 async fn disable(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Path(raw): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let (id, endpoint_id) = ids(raw)?;
@@ -146,7 +159,7 @@ async fn disable(
 #[utoipa::path(get, path = "/api/admin/events/{id}/webhooks/dead", tag = "console", params(("id" = i64, Path, description = "event id")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "the event's dead deliveries, oldest first (up to 200)", body = DeadLetterList), crate::openapi::Managed, crate::openapi::Common))]
 async fn dead(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Id(id): Id,
 ) -> ApiResult<Json<DeadLetterList>> {
     crate::admin::managed(&state, user, id).await?;
@@ -158,7 +171,7 @@ async fn dead(
 #[utoipa::path(post, path = "/api/admin/events/{id}/webhooks/{endpoint_id}/retry", tag = "console", params(("id" = i64, Path, description = "event id"), ("endpoint_id" = i64, Path, description = "an endpoint the event's deliveries go to")), security(("bearer" = []), ("cookie" = [])), responses((status = 200, description = "the event's dead deliveries to the endpoint are due again, with fresh tries", body = Requeued), crate::openapi::Managed, crate::openapi::Common))]
 async fn retry(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: Staff,
     Path(raw): Path<(String, String)>,
 ) -> ApiResult<Json<Requeued>> {
     let (id, endpoint_id) = ids(raw)?;

@@ -7,6 +7,12 @@
 //! `UPDATE` for up to [`RECORD_BATCH`]), which holds each delivery's in-flight
 //! permit until its row says delivered.
 //!
+//! Deliveries reach public addresses only, unless the deployment allows
+//! private ones (`destination`): the URL is checked before each send and the
+//! client resolves names to their public addresses only, follows no redirect
+//! and uses no proxy. A failure is recorded as a class (`unreachable`, `timed
+//! out`, `HTTP 503`), never as the network's own words.
+//!
 //! At least once: a claim is a lease, so a worker that dies mid-delivery
 //! leaves its deliveries due again once their lease ends, and they go out
 //! again with the same `id`. Several workers in several processes share the
@@ -22,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 
 use super::WebhookConfig;
+use super::destination::{self, PublicOnly};
 use super::repo::{self, AfterFailure, Claimed, Endpoint};
 
 /// How far ahead one claim schedules sends.
@@ -53,6 +60,7 @@ struct Settings {
     backoff_ms: u64,
     backoff_max_ms: u64,
     in_flight: usize,
+    allow_private: bool,
 }
 
 #[derive(Clone)]
@@ -66,12 +74,16 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub fn new(db: PgPool, config: &WebhookConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(config.timeout())
             .connect_timeout(config.timeout().min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rushgate-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .no_proxy()
+            .user_agent(concat!("rushgate-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !config.webhook_allow_private {
+            http = http.dns_resolver(PublicOnly);
+        }
+        let http = http.build()?;
         let in_flight = config.webhook_in_flight.max(1);
         let (acknowledged, queue) = mpsc::unbounded_channel();
         tokio::spawn(record(db.clone(), queue));
@@ -88,6 +100,7 @@ impl Deliverer {
                 backoff_ms: config.webhook_backoff_ms,
                 backoff_max_ms: config.webhook_backoff_max_ms.max(config.webhook_backoff_ms),
                 in_flight,
+                allow_private: config.webhook_allow_private,
             }),
             in_flight: Arc::new(Semaphore::new(in_flight)),
         })
@@ -194,7 +207,8 @@ impl Deliverer {
         .await?;
         let outcome = match after {
             AfterFailure::Dead => {
-                tracing::warn!(endpoint = endpoint.id, url = %endpoint.url, seq = delivery.event_seq, attempts = delivery.attempts, %error, "delivery dead-lettered");
+                let url = destination::redacted(&endpoint.url);
+                tracing::warn!(endpoint = endpoint.id, %url, seq = delivery.event_seq, attempts = delivery.attempts, %error, "delivery dead-lettered");
                 "dead"
             }
             AfterFailure::Retry => {
@@ -209,6 +223,10 @@ impl Deliverer {
 
     /// One signed POST; `Err` says why it did not count as delivered.
     async fn send(&self, endpoint: &Endpoint, delivery: &Claimed) -> Result<(), String> {
+        // An address written into the URL is not resolved: checked here, as
+        // is an endpoint stored before the rules.
+        destination::check_url(&endpoint.url, self.settings.allow_private)
+            .map_err(|_| UNREACHABLE.to_owned())?;
         let body = body(delivery).map_err(|e| format!("unreadable event: {e}"))?;
         let secret = endpoint
             .secret
@@ -223,13 +241,7 @@ impl Deliverer {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    "timed out".to_owned()
-                } else {
-                    format!("{e:#}")
-                }
-            })?;
+            .map_err(|e| failure_class(&e).to_owned())?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -250,6 +262,20 @@ async fn record(db: PgPool, mut queue: mpsc::UnboundedReceiver<Acknowledged>) {
             tracing::warn!(deliveries = done.len(), error = %e, "acknowledged deliveries not recorded; they go again");
         }
         drop(permits);
+    }
+}
+
+/// What a failed send is recorded as: one of a few classes, so that dead
+/// letters say nothing of the network behind the endpoint.
+const UNREACHABLE: &str = "unreachable";
+
+fn failure_class(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() || error.is_request() {
+        UNREACHABLE
+    } else {
+        "no answer"
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod deliver;
+pub mod destination;
 pub mod repo;
 
 use std::time::Duration;
@@ -76,6 +77,11 @@ pub struct WebhookConfig {
     /// dead ones are always kept, and so are the order events themselves.
     #[arg(long, env = "RUSHGATE_WEBHOOK_KEEP_DAYS", default_value_t = 30)]
     pub webhook_keep_days: u32,
+    /// Let endpoints be private addresses (loopback, private networks,
+    /// link-local): for receivers on the deployment's own network, such as
+    /// the local demo's. Off in production.
+    #[arg(long, env = "RUSHGATE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +142,9 @@ impl WebhookConfig {
             .max(1);
         urls.into_iter()
             .map(|url| {
-                check_url(url).map_err(|e| ConfigError::BadUrl(format!("{url}: {e}")))?;
+                destination::check_url(url, self.webhook_allow_private).map_err(|e| {
+                    ConfigError::BadUrl(format!("{}: {e}", destination::redacted(url)))
+                })?;
                 Ok(repo::DeploymentEndpoint {
                     url: url.to_owned(),
                     types: types.clone(),
@@ -148,28 +156,14 @@ impl WebhookConfig {
     }
 }
 
-/// An endpoint URL must be absolute `http` or `https`, without credentials.
-pub fn check_url(url: &str) -> Result<(), &'static str> {
-    if url.len() > 2048 {
-        return Err("is longer than 2,048 characters");
-    }
-    let parsed = reqwest::Url::parse(url).map_err(|_| "is not a URL")?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err("must be an http:// or https:// URL");
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("must not carry credentials (deliveries are signed instead)");
-    }
-    Ok(())
-}
-
 /// Writes the deployment's endpoints to PostgreSQL (from then on their
 /// events are queued for them) and disables those no longer configured.
 pub async fn sync_deployment(db: &PgPool, config: &WebhookConfig) -> anyhow::Result<()> {
     let endpoints = config.endpoints()?;
     repo::sync_deployment(db, &endpoints).await?;
     for e in &endpoints {
-        tracing::info!(url = %e.url, rate_per_s = e.rate_per_s, "webhook endpoint");
+        let url = destination::redacted(&e.url);
+        tracing::info!(%url, rate_per_s = e.rate_per_s, "webhook endpoint");
     }
     Ok(())
 }
@@ -206,7 +200,20 @@ mod tests {
             parse(&["--webhook-urls", urls]).endpoints(),
             Err(ConfigError::MissingSecret)
         ));
-        let good = parse(&["--webhook-urls", urls, "--webhook-secret", "s3cret-s3cret"]);
+        let secret = ["--webhook-secret", "s3cret-s3cret"];
+        let public_only = parse(&["--webhook-urls", urls, secret[0], secret[1]]);
+        assert!(
+            matches!(public_only.endpoints(), Err(ConfigError::BadUrl(e)) if e.contains("public")),
+            "loopback needs RUSHGATE_WEBHOOK_ALLOW_PRIVATE"
+        );
+        let good = parse(&[
+            "--webhook-urls",
+            urls,
+            secret[0],
+            secret[1],
+            "--webhook-allow-private",
+            "true",
+        ]);
         let endpoints = good.endpoints().unwrap();
         assert_eq!(endpoints.len(), 2);
         assert_eq!(endpoints[1].url, "https://example.com/h");
@@ -224,7 +231,7 @@ mod tests {
             "--webhook-types",
             "order.paid,order.expired",
             "--webhook-urls",
-            "http://h/",
+            "http://h.example/",
             "--webhook-secret",
             "x",
         ]);

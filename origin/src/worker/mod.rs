@@ -200,8 +200,25 @@ pub fn spawn_workers(
 }
 
 /// Starts the HTTP side's housekeeping: sold-out flag re-checks, revoked
-/// sessions, and funnel flushes.
+/// sessions (and their relay to the edge), and funnel flushes.
 pub fn spawn_housekeeping(tracker: &TaskTracker, state: AppState, shutdown: &CancellationToken) {
+    if let Some(edge_url) = state.config.edge_url.clone() {
+        match crate::auth::relay::Relay::new(&edge_url) {
+            Ok(relay) => {
+                let s = state.clone();
+                tracker.spawn(run_loop(
+                    "revocation-relay",
+                    shutdown.clone(),
+                    Duration::from_millis(500),
+                    move || {
+                        let (s, relay) = (s.clone(), relay.clone());
+                        async move { relay.run_once(&s).await }
+                    },
+                ));
+            }
+            Err(e) => tracing::error!(error = %e, "the revocation relay cannot start"),
+        }
+    }
     let s = state.clone();
     tracker.spawn(run_loop(
         "revocation-sync",

@@ -86,6 +86,14 @@ async fn operator_drafts_admin_approves_customer_cannot(db: PgPool) {
     assert_eq!(approved.body["status"], "approved");
     assert_eq!(approved.body["review_note"], "looks good");
     assert_eq!(public_ids(&app).await, vec![id]);
+    // The note is for the organiser: the public event does not carry it.
+    let public = app.get(&format!("/api/events/{id}"), None).await;
+    assert_eq!(public.status, 200, "{:?}", public.body);
+    assert!(
+        public.body.get("review_note").is_none(),
+        "{:?}",
+        public.body
+    );
 
     let tier = approved.body["tiers"][0]["id"].as_i64().unwrap();
     let key = app.keys(id, 0).await.stock(tier);

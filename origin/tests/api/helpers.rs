@@ -51,6 +51,8 @@ pub fn test_config() -> AppConfig {
     // The test client shares the origin's runtime, which so always looks
     // saturated: keep the in-flight limit fixed (`overload` has its own tests).
     config.buy_target_ms = 0;
+    // Webhook receivers of tests listen on loopback.
+    config.webhook_allow_private = true;
     config
 }
 
@@ -254,6 +256,7 @@ impl TestApp {
             role,
             exp: OffsetDateTime::now_utc().unix_timestamp() + 3600,
             sid: rand::random(),
+            generation: 0,
         })
     }
 
@@ -458,6 +461,17 @@ impl TestApp {
     pub async fn snapshot(&self) -> (Vec<String>, Vec<String>) {
         (self.db_snapshot().await, self.redis_snapshot().await)
     }
+
+    /// Both stores without the counts of login tries (failed logins per
+    /// account and address, `auth::limits`), which a wrong password adds to.
+    pub async fn snapshot_but_tries(&self) -> (Vec<String>, Vec<String>) {
+        let (db, mut redis) = self.snapshot().await;
+        let prefix = self.redis.keys.prefix();
+        redis.retain(|k| {
+            !k.starts_with(&format!("{prefix}:{{la")) && !k.starts_with(&format!("{prefix}:{{lx"))
+        });
+        (db, redis)
+    }
 }
 
 /// Polls `GET path` as `token` until `done` holds for its 200 body (30 s at most).
@@ -472,6 +486,11 @@ pub async fn until_answer(
         (answer.status == 200 && done(&answer.body)).then_some(answer.body)
     })
     .await
+}
+
+/// A response read into an [`Answer`].
+pub async fn answer_of(response: reqwest::Response) -> Answer {
+    answer(response).await
 }
 
 async fn answer(response: reqwest::Response) -> Answer {

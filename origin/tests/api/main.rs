@@ -1,6 +1,7 @@
 //! Integration tests of the origin over real PostgreSQL and Redis: one binary,
 //! one module per endpoint family.
 
+mod accounts;
 mod admin;
 mod auth;
 mod buy;

@@ -330,3 +330,59 @@ async fn admin_stats_and_winners_export(db: PgPool) {
         "quoted per RFC 4180: {text}"
     );
 }
+
+/// Every cell of a CSV export as a spreadsheet will see it: a cell that
+/// begins with a formula character carries a `'` in front (OWASP).
+#[sqlx::test]
+async fn exports_never_hold_a_formula(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (_, operator) = app.user(Role::Operator).await;
+    let (_, admin) = app.user(Role::Admin).await;
+    // Tab and CR cannot begin a stored name (names are trimmed and refuse
+    // control characters); `csv_file`'s unit test covers them.
+    let risky = ["=HYPERLINK(\"http://x\")", "+SUM(A1)", "-2+3", "@SUM(1)"];
+    let mut body = crate::helpers::event_body(-5, 3600);
+    body["tiers"] = risky
+        .iter()
+        .map(|name| json!({"name": name, "price_cents": 100, "stock": 5}))
+        .collect();
+    body["per_user_limit"] = json!(10);
+    let event = app.approved_event(&operator, &admin, body).await;
+    let event_id = event["id"].as_i64().unwrap();
+    // A username may begin with '-' (letters, digits, '_', '.', '-').
+    let buyer_id: i64 = sqlx::query_scalar(
+        "INSERT INTO users (username, password_hash, role) VALUES ('-cmd', 'x', 'customer') RETURNING id",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let buyer = app.token_for(buyer_id, Role::Customer);
+    for tier in event["tiers"].as_array().unwrap() {
+        let url = app.purchase_url(event_id, &buyer).await;
+        let bought = app.buy(&url, &buyer, tier["id"].as_i64().unwrap(), 1).await;
+        assert_eq!(bought.status, 202, "{:?}", bought.body);
+    }
+    app.drain_orders().await;
+
+    let text = app
+        .client
+        .get(app.url(&format!("/api/admin/events/{event_id}/orders.csv")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), risky.len(), "{text}");
+    for cell in rows.iter().flatten() {
+        let formula = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+        assert!(!formula, "cell {cell:?} would run as a formula: {text}");
+    }
+    let tiers: HashSet<&str> = rows.iter().map(|r| &r[3]).collect();
+    let expected: HashSet<String> = risky.iter().map(|n| format!("'{n}")).collect();
+    assert_eq!(tiers, expected.iter().map(String::as_str).collect());
+    assert!(rows.iter().all(|r| &r[2] == "'-cmd"), "{text}");
+}

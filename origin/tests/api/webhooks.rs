@@ -33,8 +33,13 @@ struct Probe {
     config: WebhookConfig,
 }
 
+/// The delivery settings of a test: the receivers are on loopback, unless
+/// `args` say otherwise.
 fn config(args: &[&str]) -> WebhookConfig {
     let mut all = vec!["test"];
+    if !args.contains(&"--webhook-allow-private") {
+        all.extend(["--webhook-allow-private", "true"]);
+    }
     all.extend_from_slice(args);
     Probe::parse_from(all).config
 }
@@ -542,4 +547,106 @@ async fn delivered_rows_past_the_retention_are_pruned_and_nothing_else(db: PgPoo
         .await
         .unwrap();
     assert_eq!(events, 8, "the buyers' history stays");
+}
+
+/// Endpoints at private addresses are refused when added, whatever their
+/// spelling; one that got into the database anyway (a deployment URL from
+/// before, a name that now resolves to loopback) is never reached, and its
+/// dead letters name no more than "unreachable".
+#[sqlx::test]
+async fn private_destinations_are_refused_and_never_reached(db: PgPool) {
+    let mut app_config = crate::helpers::test_config();
+    app_config.webhook_allow_private = false;
+    let app = Arc::new(crate::helpers::spawn_app_configured(db, app_config).await);
+    let (event_id, tier_id) = open_sale(&app, 10, 1, 1).await;
+    let (_, admin) = app.user(Role::Admin).await;
+    let url = format!("/api/admin/events/{event_id}/webhooks");
+    let before = app.db_snapshot().await;
+    for private in [
+        "http://127.0.0.1:9000/hook",
+        "http://localhost/hook",
+        "http://[::1]/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/",
+        "http://192.168.0.1/",
+        "http://0.0.0.0/",
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://127.1/",
+    ] {
+        let answer = app.post(&url, Some(&admin), json!({"url": private})).await;
+        answer.assert_error(400, "invalid_input");
+        assert_eq!(answer.body["field"], "url", "{private}");
+    }
+    assert_eq!(app.db_snapshot().await, before);
+
+    // Two receivers on loopback, written straight into the table: by address
+    // and by a name that resolves to loopback.
+    let by_address = Receiver::start(SECRET).await.unwrap();
+    let by_name = Receiver::start(SECRET).await.unwrap();
+    let named = by_name.url().replace("127.0.0.1", "localhost");
+    for target in [by_address.url(), named] {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (event_id, url, secret, types, rate_per_s, burst) \
+             VALUES ($1, $2, $3, ARRAY['order.queued'], 50, 5)",
+        )
+        .bind(event_id)
+        .bind(target)
+        .bind(SECRET)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    crowd_buys(&app, event_id, tier_id, 3).await;
+    let _worker = run(
+        &app.db,
+        &config(&[
+            "--webhook-allow-private",
+            "false",
+            "--webhook-max-attempts",
+            "2",
+            "--webhook-backoff-ms",
+            "100",
+        ]),
+    );
+    let dead_url = format!("/api/admin/events/{event_id}/webhooks/dead");
+    let dead = crate::helpers::until_answer(&app, &dead_url, &admin, |body| {
+        body["dead"].as_array().unwrap().len() == 6
+    })
+    .await;
+    for letter in dead["dead"].as_array().unwrap() {
+        assert_eq!(letter["last_error"], "unreachable", "{letter}");
+        assert_eq!(letter["attempts"], 2, "{letter}");
+    }
+    assert!(by_address.received().is_empty());
+    assert!(by_name.received().is_empty());
+}
+
+/// The deployment's endpoints are listed without their query (where a token
+/// may be); an event's own are shown to its managers as they wrote them.
+#[sqlx::test]
+async fn deployment_urls_are_shown_without_their_token(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (event_id, _) = open_sale(&app, 10, 1, 1).await;
+    let (_, admin) = app.user(Role::Admin).await;
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (event_id, url, types, rate_per_s, burst) \
+         VALUES (NULL, 'https://hooks.example.com/in?token=s3cret', ARRAY['order.paid'], 50, 5)",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let listed = app
+        .get(
+            &format!("/api/admin/events/{event_id}/webhooks"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    let text = listed.body.to_string();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert_eq!(
+        listed.body["endpoints"][0]["url"],
+        "https://hooks.example.com/in?…"
+    );
 }

@@ -24,6 +24,9 @@ pub async fn stack_with(mut options: Options) -> Stack {
     options.edge_vars.extend([
         ("EVENT_CACHE_TTL_S".to_owned(), "1".to_owned()),
         ("REPORT_EVERY_MS".to_owned(), "200".to_owned()),
+        // The tests stand in for Cloudflare: the addresses they send in
+        // CF-Connecting-IP are their clients'.
+        ("TRUST_CF_CONNECTING_IP".to_owned(), "true".to_owned()),
     ]);
     Stack::start(options).await.expect("starting the stack")
 }

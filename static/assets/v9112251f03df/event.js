@@ -184,7 +184,7 @@ async function attempt() {
 
 /** This user's queued, awaiting or paid order of this sale, if any. */
 async function liveOrder() {
-  const { ok, body } = await api("GET", "/api/orders");
+  const { ok, body } = await api("GET", "/api/me/orders");
   if (!ok) return null;
   return body.orders.find((o) => o.event_id === id && ["queued", "awaiting_payment", "paid"].includes(o.status)) || null;
 }

@@ -1,6 +1,7 @@
-// The door in front of a sale: when a join or a purchase-URL request is refused
-// with `challenge_required`, ask for a challenge, solve it in a Web Worker with
-// a progress bar, and send the request again with the answer. A slow device can
+// The door in front of a sale (and of logging in and registering, when many
+// tries came from the visitor's network): when a request is refused with
+// `challenge_required`, ask for a challenge, solve it in a Web Worker with a
+// progress bar, and send the request again with the answer. A slow device can
 // take the slow lane instead: 16× less work, then a short wait.
 import { api, el, notice, serverNow } from "./app.js";
 
@@ -9,19 +10,24 @@ const asksForProof = (answer) =>
 
 /** `POST path` through the door of sale `eventId`, with `extra` fields in the
  * body (a presale code); `show(node)` shows progress. */
-export async function throughDoor(path, eventId, show, extra = {}) {
-  let answer = await api("POST", path, Object.keys(extra).length ? extra : undefined);
+export function throughDoor(path, eventId, show, extra = {}) {
+  return withProof(path, `/api/events/${eventId}/challenge`, show, extra);
+}
+
+/** `POST path` with `body`, solving a challenge of `challengePath` when asked. */
+export async function withProof(path, challengePath, show, body = {}) {
+  let answer = await api("POST", path, Object.keys(body).length ? body : undefined);
   for (let round = 0; round < 3 && asksForProof(answer); round++) {
-    const solved = await solve(eventId, show);
+    const solved = await solve(challengePath, show);
     if (!solved.ok) return solved.answer;
-    answer = await api("POST", path, { ...extra, ...solved.body });
+    answer = await api("POST", path, { ...body, ...solved.body });
   }
   return answer;
 }
 
-async function solve(eventId, show) {
+async function solve(challengePath, show) {
   for (let lane = "fast"; ; lane = "slow") {
-    const got = await api("GET", `/api/events/${eventId}/challenge${lane === "slow" ? "?lane=slow" : ""}`);
+    const got = await api("GET", `${challengePath}${lane === "slow" ? "?lane=slow" : ""}`);
     if (got.status !== 200) return { ok: false, answer: got };
     const { challenge, difficulty, not_before: notBefore } = got.body;
     const expected = 2 ** difficulty;
