@@ -3,16 +3,14 @@
 # (PyPI): every operation, as a signed-in customer and as an admin, a bounded
 # number of generated requests each. Fails on any server error (5xx) and on any
 # answer that breaks the description (status, content type, body, headers).
-# Starts its own stack (rushgate-dev) and stops it. Installs schemathesis if
-# missing. Usage: scripts/fuzz-api.sh [examples per operation, default 25]
+# Starts its own stack (rushgate-dev) and stops it. Installs schemathesis (in
+# .venv/) if missing. Usage: scripts/fuzz-api.sh [examples per operation, default 25]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples="${1:-25}"
-SCHEMATHESIS_VERSION=4.32.5
 source scripts/services.sh
 ensure_services
-command -v schemathesis >/dev/null && schemathesis --version | grep -q "$SCHEMATHESIS_VERSION" ||
-  python3 -m pip install -q "schemathesis==$SCHEMATHESIS_VERSION"
+schemathesis=$(python_tool schemathesis "$SCHEMATHESIS_VERSION")
 target="${CARGO_TARGET_DIR:-target}/debug"
 cargo build --locked -q -p rushgate-origin -p rushgate-dev
 
@@ -52,7 +50,7 @@ checks=${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_co
 for who in customer admin; do
   echo "== schemathesis as the $who, $examples examples per operation"
   token=$([ "$who" = admin ] && echo "$admin" || echo "$customer")
-  schemathesis run "$origin/api/openapi.json" --checks "$checks" \
+  "$schemathesis" run "$origin/api/openapi.json" --checks "$checks" \
     --max-examples "$examples" --seed 1 --no-color \
     --exclude-path /api/auth/logout \
     -H "Authorization: Bearer $token" --report junit --report-dir "$work/$who" | tail -n 25

@@ -3,13 +3,16 @@
 # Redis and PostgreSQL if missing, builds the origin, the launcher and the edge
 # worker, then starts them with the launcher (rushgate-dev): the origin on :8080
 # over the machine's Redis and the `rushgate` database, the edge under
-# `wrangler dev` (local workerd) on :8787, the demo admin, operator, customer and
-# sale seeded; prints the URL and credentials. Ctrl-C stops everything it started.
+# `wrangler dev` (local workerd; workerd directly where Node.js is older than
+# wrangler needs) on :8787, the demo admin, operator, customer and sale seeded;
+# prints the URL and credentials. Ctrl-C stops everything it started. Needs
+# Rust; installs the rest (Debian/Ubuntu).
 # Usage: scripts/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 ensure_services
+ensure_node
 
 mkdir -p .rushgate
 if [ ! -s .rushgate/signing_key ]; then
@@ -25,8 +28,16 @@ cargo build --release --locked -p rushgate-origin -p rushgate-dev
 scripts/build-edge.sh
 target="${CARGO_TARGET_DIR:-target}/release"
 
+# The edge under `wrangler dev`, as users run it; under workerd directly (the
+# same runtime, without wrangler's dev server) where Node.js is too old for it.
+edge=wrangler
+if ! node_version_ok; then
+  edge=workerd
+  echo "wrangler needs Node.js >= $NODE_MIN (found $(node --version)): running the edge under workerd directly"
+fi
+
 echo "starting (logs in .rushgate/)"
-"$target/rushgate-dev" up --release --demo --edge wrangler \
+"$target/rushgate-dev" up --release --demo --edge "$edge" \
   --redis-url "$RUSHGATE_REDIS_URL" --redis-prefix rg \
   --pg-base "$RUSHGATE_PG_BASE" --database rushgate \
   --origin-port "$origin_port" --edge-port "$edge_port" --dir .rushgate \

@@ -2,7 +2,9 @@
 # running on this machine (Debian/Ubuntu), and export where to reach them:
 #   RUSHGATE_PG_BASE   postgres://user[:password]@host:port  (no database)
 #   RUSHGATE_REDIS_URL redis://127.0.0.1:6379
-# Already-running services and preset variables are left alone.
+# Already-running services and preset variables are left alone. Also the tools
+# the scripts need besides Rust: Node.js (`node_version_ok`, `ensure_node`) and
+# Python tools in a virtual environment of the project's (`python_tool`).
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -61,8 +63,57 @@ ensure_postgres() {
 }
 
 ensure_services() {
+  command -v curl >/dev/null || apt_install curl ca-certificates
   command -v psql >/dev/null || apt_install postgresql-client
   command -v redis-cli >/dev/null || apt_install redis-tools
   ensure_redis
   ensure_postgres
+}
+
+# Node.js at least this version runs wrangler (the edge's dev server and
+# deploy); the built worker runs under workerd with any Node.js.
+NODE_MIN=20.3
+
+node_version_ok() {
+  command -v node >/dev/null || return 1
+  local have
+  have=$(node --version 2>/dev/null | tr -d v)
+  [ "$(printf '%s\n%s\n' "$NODE_MIN" "$have" | sort -V | head -n1)" = "$NODE_MIN" ]
+}
+
+# Node.js and npm: Debian's if there are none (enough for workerd, the build and
+# the browser tests' driver, not for wrangler).
+ensure_node() {
+  command -v node >/dev/null && command -v npm >/dev/null && return 0
+  echo "installing nodejs and npm (Debian's)"
+  apt_install nodejs npm
+}
+
+# The message for a machine whose Node.js is older than wrangler needs.
+node_advice() {
+  echo "Node.js >= $NODE_MIN is needed (found $(node --version 2>/dev/null || echo none)): install it from"
+  echo "NodeSource (https://github.com/nodesource/distributions: curl -fsSL https://deb.nodesource.com/setup_20.x | bash - && apt-get install -y nodejs)"
+  echo "or with nvm (nvm install 20), then run this again."
+}
+
+# The schemathesis the API fuzzing runs (scripts/fuzz-api.sh).
+SCHEMATHESIS_VERSION=4.32.5
+
+# python_tool NAME VERSION: a Python command-line tool of this exact version in
+# .venv/ (PEP 668 keeps pip off the system's Python); prints its path.
+python_tool() {
+  local name=$1 version=$2 venv=.venv
+  command -v python3 >/dev/null || { echo "installing python3" >&2; apt_install python3 python3-venv >&2; }
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" >/dev/null 2>&1 || {
+      rm -rf "$venv"
+      echo "installing python3-venv" >&2
+      apt_install python3-venv >&2
+      python3 -m venv "$venv" >&2
+    }
+  fi
+  if ! "$venv/bin/$name" --version 2>/dev/null | grep -q "$version"; then
+    "$venv/bin/python" -m pip install -q "$name==$version" >&2
+  fi
+  echo "$venv/bin/$name"
 }

@@ -15,10 +15,14 @@ source scripts/services.sh
 step() { printf '\n== %s\n' "$*"; }
 
 step "toolchain"
+# What cannot be installed from here stops the run now, not after the build.
+ensure_node
+node_version_ok || { echo; node_advice; echo "(the tests run the edge under wrangler dev once, as users do)"; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-command -v node >/dev/null || { echo "installing nodejs"; apt_install nodejs npm; }
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 command -v clang >/dev/null || { echo "installing clang (ring's wasm32 build needs it)"; apt_install clang; }
+command -v chromium >/dev/null || { echo "installing chromium (the browser tests)"; apt_install chromium; }
+python_tool schemathesis "$SCHEMATHESIS_VERSION" >/dev/null
 
 step "services"
 ensure_services
@@ -73,7 +77,6 @@ step "API fuzzing (schemathesis against the OpenAPI description)"
 scripts/fuzz-api.sh 25
 
 step "browser tests (Chromium, playwright-core)"
-command -v chromium >/dev/null || { echo "installing chromium"; apt_install chromium; }
 cargo build --locked -q -p rushgate-origin -p rushgate-dev
 node --test tests/browser/
 echo "screenshots: artifacts/screenshots/"

@@ -368,6 +368,25 @@ impl Client {
         admin.review(created.id, "approve", None).await
     }
 
+    /// Accounts whose username starts with `prefix` (admins).
+    pub async fn users(&self, prefix: &str) -> Result<rushgate_core::api::UserList> {
+        self.get(&format!("/api/admin/users?username={prefix}"))
+            .await
+    }
+
+    /// A new role, or disabled / enabled (admins): the account's sessions end.
+    pub async fn change_user(
+        &self,
+        id: i64,
+        change: &rushgate_core::api::UserChange,
+    ) -> Result<rushgate_core::api::UserView> {
+        self.call(
+            self.request(Method::PATCH, &format!("/api/admin/users/{id}"))
+                .json(change),
+        )
+        .await
+    }
+
     pub async fn stats(&self, id: i64) -> Result<EventStats> {
         self.get(&format!("/api/admin/events/{id}/stats")).await
     }

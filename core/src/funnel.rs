@@ -3,8 +3,13 @@
 //! [`EDGE_REPORT_MAX_BYTES`]. A report that could not be delivered is put back
 //! and merged, so an outage of the origin delays counts and never loses them to
 //! a size limit. Pure: the edge keeps one buffer per isolate and does the IO.
+//!
+//! A visitor id comes from the page, so a script could send a new one with
+//! every read: per client address (when the platform names it) an isolate
+//! takes at most [`NEW_VISITORS_PER_ADDRESS_PER_MIN`] new ids a minute
+//! ([`VisitorGate`]); the rest count as views only.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::api::{EDGE_REPORT_MAX_BYTES, EdgeCounts, EdgeReport};
 
@@ -25,6 +30,34 @@ pub const MAX_PENDING_VISITORS: usize = 50_000;
 
 /// Longest visitor id kept.
 pub const MAX_VISITOR_LEN: usize = 64;
+
+/// New visitor ids one client address may bring an isolate in a minute: a
+/// household or an office, not a script.
+pub const NEW_VISITORS_PER_ADDRESS_PER_MIN: u32 = 20;
+
+/// Addresses a gate remembers at most (past it, it forgets them all).
+const MAX_ADDRESSES: usize = 10_000;
+
+/// New visitor ids per client address and minute, as one isolate saw them.
+#[derive(Debug, Default)]
+pub struct VisitorGate {
+    minute: i64,
+    per_address: HashMap<[u8; 16], u32>,
+}
+
+impl VisitorGate {
+    /// Whether a visitor id from `address` (its key) at `now_ms` counts.
+    pub fn admits(&mut self, address: [u8; 16], now_ms: i64) -> bool {
+        let minute = now_ms.div_euclid(60_000);
+        if minute != self.minute || self.per_address.len() >= MAX_ADDRESSES {
+            self.minute = minute;
+            self.per_address.clear();
+        }
+        let seen = self.per_address.entry(address).or_insert(0);
+        *seen += 1;
+        *seen <= NEW_VISITORS_PER_ADDRESS_PER_MIN
+    }
+}
 
 /// Bytes one event's counts take in a report, at most (seven fields of up to
 /// 20 digits and their names).
@@ -161,6 +194,15 @@ mod tests {
 
     fn drain(buffer: &mut Buffer) -> Vec<EdgeReport> {
         std::iter::from_fn(|| buffer.take()).collect()
+    }
+
+    #[test]
+    fn an_address_brings_a_few_new_visitors_a_minute() {
+        let mut gate = VisitorGate::default();
+        let admitted = (0..100).filter(|_| gate.admits([1; 16], 5_000)).count();
+        assert_eq!(admitted, NEW_VISITORS_PER_ADDRESS_PER_MIN as usize);
+        assert!(gate.admits([2; 16], 5_000), "another address");
+        assert!(gate.admits([1; 16], 65_000), "the next minute");
     }
 
     #[test]

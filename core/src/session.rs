@@ -1,5 +1,7 @@
 //! Where a request carries its session: `Authorization: Bearer <token>`, else the
-//! `rushgate_session` cookie. Shared so the edge and the origin read it alike.
+//! `rushgate_session` cookie. Shared so the edge and the origin read it alike,
+//! with the rule that keeps other sites from using the cookie
+//! ([`forgeable`]).
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "rushgate_session";
@@ -31,9 +33,64 @@ pub fn cookie<'a>(cookies: impl IntoIterator<Item = &'a str>, name: &str) -> Opt
         .filter(|v| !v.is_empty())
 }
 
+/// Whether a request that changes something could have been sent by another
+/// site's page in the visitor's name: it rides on the session cookie (no
+/// `Authorization` header) with a body type that a form or a plain `fetch`
+/// sends without asking the server first — none, form-urlencoded, multipart
+/// or plain text. Such requests are refused (415); JSON (and any other type)
+/// makes the browser ask first, which no other site gets past.
+pub fn forgeable(
+    method: &str,
+    authorization: bool,
+    cookies: Option<&str>,
+    content_type: Option<&str>,
+) -> bool {
+    let changes = !matches!(method, "GET" | "HEAD" | "OPTIONS");
+    let by_cookie = !authorization && cookie(cookies, SESSION_COOKIE).is_some();
+    let essence = content_type
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    let simple = match essence.as_deref() {
+        None | Some("") => true,
+        Some(t) => matches!(
+            t,
+            "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+        ),
+    };
+    changes && by_cookie && simple
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_cookie_requests_of_simple_types_could_be_forged() {
+        let cookie = Some("theme=x; rushgate_session=abc");
+        for simple in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("TEXT/PLAIN;charset=utf-8"),
+        ] {
+            assert!(forgeable("POST", false, cookie, simple), "{simple:?}");
+        }
+        assert!(!forgeable("POST", false, cookie, Some("application/json")));
+        assert!(!forgeable("POST", false, cookie, Some("text/csv")));
+        assert!(
+            !forgeable("POST", true, cookie, None),
+            "a Bearer token cannot be forged"
+        );
+        assert!(
+            !forgeable("POST", false, Some("theme=x"), None),
+            "no session"
+        );
+        assert!(!forgeable("POST", false, None, None));
+        assert!(!forgeable("GET", false, cookie, None));
+        assert!(forgeable("DELETE", false, cookie, None));
+        assert!(forgeable("PATCH", false, cookie, Some("text/plain")));
+    }
 
     #[test]
     fn bearer_wins_then_cookie() {

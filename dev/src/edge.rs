@@ -76,7 +76,7 @@ pub fn spawn_workerd(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
     let storage = spec.dir.join("durable-objects");
     std::fs::create_dir_all(&storage)?;
     let config = spec.dir.join("workerd.capnp");
-    std::fs::write(&config, workerd_config(spec, &storage))?;
+    write_private(&config, &workerd_config(spec, &storage))?;
     let mut command = Command::new(bin);
     // Absolute `embed` paths resolve against the import path.
     command
@@ -90,6 +90,19 @@ pub fn spawn_workerd(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
         command.arg(format!("--inspector-addr={address}"));
     }
     Proc::spawn("workerd", command, &spec.dir.join("workerd.log"))
+}
+
+/// Writes a file only its owner may read: it holds the signing key.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 /// A capnp text literal.
@@ -211,6 +224,10 @@ fn wrangler(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
     let bin = node_bin(spec.root, ".bin/wrangler")?;
     let config = spec.dir.join("wrangler.toml");
     std::fs::write(&config, prebuilt_wrangler_config(spec.root)?)?;
+    // The key in `.dev.vars` beside the config (owner only), not on the
+    // command line, where any user of the machine could read it.
+    let key = format!("SIGNING_KEY = {}\n", quoted(spec.signing_key));
+    write_private(&spec.dir.join(".dev.vars"), &key)?;
     let mut command = Command::new(bin);
     command
         .current_dir(spec.root)
@@ -229,7 +246,6 @@ fn wrangler(spec: &EdgeSpec<'_>) -> anyhow::Result<Proc> {
         .arg(spec.dir.join("wrangler"))
         .args(["--var", &format!("ORIGIN_URL:{}", spec.origins[0])])
         .args(["--var", &format!("ORIGIN_URLS:{}", spec.origins.join(","))])
-        .args(["--var", &format!("SIGNING_KEY:{}", spec.signing_key)])
         .env("CI", "true")
         .env("WRANGLER_SEND_METRICS", "false");
     for (name, value) in spec.vars {
@@ -244,6 +260,20 @@ mod tests {
 
     fn root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[test]
+    fn private_files_are_for_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("rg-private-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("workerd.capnp");
+        std::fs::write(&file, "old").unwrap();
+        write_private(&file, "the key").unwrap();
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "the key");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -252,10 +252,46 @@ impl Drop for Stack {
         self.origins.clear();
         self.workers.clear();
         self.redis = None;
+        if self.options.database.is_none() {
+            // The launcher named the database: it goes with the stack.
+            let name = self
+                .database_url
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            if let Err(e) = drop_database(&self.options.pg_base, &name) {
+                eprintln!("rushgate-dev: dropping the database {name} failed: {e:#}");
+            }
+        }
         if self.temporary {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Drops database `name` (its connections closed first), on a thread of its
+/// own: a stack is often dropped inside an async runtime.
+fn drop_database(pg_base: &str, name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        name.starts_with("rg_") && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "not a database the launcher names: {name}"
+    );
+    let url = format!("{}/postgres", pg_base.trim_end_matches('/'));
+    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            sqlx::query(&sql).execute(&mut conn).await?;
+            anyhow::Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the thread dropping the database panicked"))?
 }
 
 impl Stack {
@@ -270,6 +306,8 @@ impl Stack {
             ),
         };
         std::fs::create_dir_all(&dir)?;
+        // Its files hold the signing key: the owner's only.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let (redis, redis_url) = match (&options.redis_url, options.redis_cluster) {
             (Some(url), _) => (None, url.clone()),
             (None, Some(masters)) => {

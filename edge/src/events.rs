@@ -184,10 +184,11 @@ fn for_browser(status: u16, body: &[u8], state: &str) -> Response {
     )
 }
 
-/// Counts a view of an event page: the page asks for the event with
-/// `?view=<visitor id>` once per load. The count goes to the origin with the
-/// funnel reports; the read itself is served from the cache like any other.
-pub fn count_view(req: &Request, event_id: i64) {
+/// Counts a view of an event page that exists (the read answered 200): the
+/// page asks for the event with `?view=<visitor id>` once per load. The count
+/// goes to the origin with the funnel reports; the read itself is served from
+/// the cache like any other.
+pub fn count_view(req: &Request, config: &Config, event_id: i64, now_ms: i64) {
     let url = req.inner().url();
     let visitor = origin::query(&url)
         .into_iter()
@@ -195,7 +196,8 @@ pub fn count_view(req: &Request, event_id: i64) {
         .find_map(|pair| pair.strip_prefix("view="));
     if let Some(visitor) = visitor {
         funnel::bump(event_id, Step::PageView);
-        funnel::visitor(event_id, visitor);
+        let address = config.client_address(req.headers());
+        funnel::visitor(event_id, visitor, address.as_deref(), now_ms);
     }
 }
 

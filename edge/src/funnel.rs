@@ -7,8 +7,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use rushgate_core::api::{EDGE_REPORT_PATH, EdgeReport};
-use rushgate_core::funnel::Buffer;
 pub use rushgate_core::funnel::Step;
+use rushgate_core::funnel::{Buffer, VisitorGate};
 use worker::Context;
 
 use crate::config::Config;
@@ -20,6 +20,7 @@ const MAX_REPORTS_PER_TURN: usize = 20;
 #[derive(Default)]
 struct Pending {
     buffer: Buffer,
+    gate: VisitorGate,
     last_report_ms: i64,
     in_flight: bool,
 }
@@ -32,9 +33,19 @@ pub fn bump(event_id: i64, step: Step) {
     PENDING.with(|p| p.borrow_mut().buffer.bump(event_id, step));
 }
 
-/// Remembers a visitor of an event page (for the unique-visitor count).
-pub fn visitor(event_id: i64, visitor: &str) {
-    PENDING.with(|p| p.borrow_mut().buffer.visitor(event_id, visitor));
+/// Remembers a visitor of an event page (for the unique-visitor count), if
+/// its address (when known) has not brought too many new ones this minute.
+pub fn visitor(event_id: i64, visitor: &str, address: Option<&str>, now_ms: i64) {
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let admitted = address.is_none_or(|a| {
+            p.gate
+                .admits(rushgate_core::velocity::address_key(a), now_ms)
+        });
+        if admitted {
+            p.buffer.visitor(event_id, visitor);
+        }
+    });
 }
 
 /// Claims this isolate's turn to report, if one is due and none is running.

@@ -42,6 +42,13 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         Err(e) => return Ok(e.into_raw()),
     };
     let now_ms = clock::now_ms();
+    if forgeable(&raw) {
+        let refused = EdgeError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send JSON with Content-Type: application/json",
+        );
+        return Ok(refused.into_raw());
+    }
     let url = raw.url();
     let path = path_of(&url);
     // `/buy` works on the runtime's request and response; the rest on the
@@ -58,6 +65,24 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     };
     funnel::maybe_report(&ctx, &config, now_ms);
     Ok(response)
+}
+
+/// Whether another site's page could have sent this in the visitor's name
+/// (`core::session::forgeable`): the origin refuses those too, but the edge
+/// answers some routes itself.
+fn forgeable(raw: &web_sys::Request) -> bool {
+    let method = raw.method();
+    if method == "GET" || method == "HEAD" {
+        return false;
+    }
+    let headers = raw.headers();
+    let get = |name: &str| headers.get(name).ok().flatten();
+    rushgate_core::session::forgeable(
+        &method,
+        get("authorization").is_some(),
+        get("cookie").as_deref(),
+        get("content-type").as_deref(),
+    )
 }
 
 /// `POST /buy/{event_id}/{token}`.
@@ -92,8 +117,11 @@ async fn route(
         (Method::Get, ["api", "events"]) => events::cached_read(&req, config, ctx, now_ms).await,
         (Method::Get, ["api", "events", id]) => {
             let id = event_id(id)?;
-            events::count_view(&req, id);
-            events::cached_read(&req, config, ctx, now_ms).await
+            let read = events::cached_read(&req, config, ctx, now_ms).await?;
+            if read.status_code() == 200 {
+                events::count_view(&req, config, id, now_ms);
+            }
+            Ok(read)
         }
         (Method::Post, ["api", "events", id, "purchase-url"]) => {
             let body = req.bytes().await.unwrap_or_default();

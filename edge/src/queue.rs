@@ -75,7 +75,7 @@ pub async fn join(
     status.pass = Some(pass.clone());
     let mut response = json(200, &status);
     // Served over HTTPS (as on Cloudflare), the pass travels over HTTPS only.
-    let secure = if req.url().is_ok_and(|u| u.scheme() == "https") {
+    let secure = if req.inner().url().starts_with("https://") {
         "; Secure"
     } else {
         ""

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +19,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -139,6 +141,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// panic recovery and request metrics.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let request_timeout = state.config.request_timeout();
     let (router, mut document) = routes(state.buy_limiter.clone()).split_for_parts();
     openapi::describe_itself(&mut document);
     let document = Arc::new(document.to_json().unwrap_or_else(|_| "{}".into()));
@@ -158,6 +161,12 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async { ApiError::from(ErrorCode::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyTimeoutLayer::new(request_timeout))
+        .layer(middleware::from_fn(crate::forgery::refuse_forgeable))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(middleware::from_fn(telemetry::track))
         .layer(CatchPanicLayer::custom(|_| panic_response()))
         .with_state(state)
@@ -177,9 +186,8 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let timeout = state.config.request_timeout();
+    crate::server::run(listener, router(state), timeout, shutdown).await
 }
 
 /// A token cancelled on ctrl-c or SIGTERM.

@@ -193,6 +193,11 @@ pub struct AppConfig {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RUSHGATE_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers, and then its
+    /// body, ms: past it the connection is dropped (headers) or answered 408
+    /// (body), so half-sent requests do not hold connections open.
+    #[arg(long, env = "RUSHGATE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
     /// Whether the console may add webhook endpoints at private addresses:
     /// `RUSHGATE_WEBHOOK_ALLOW_PRIVATE`, read with the webhook settings and
     /// copied here by `serve`.
@@ -240,6 +245,10 @@ impl AppConfig {
     pub fn cookie_secure(&self) -> bool {
         self.cookie_secure
             .unwrap_or(self.environment == Environment::Production)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
     }
 
     pub fn buy_target(&self) -> Duration {

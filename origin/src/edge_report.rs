@@ -16,6 +16,9 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::EdgeReported;
 
+/// Days an event's counts are kept after it closes.
+const KEEP_DAYS: i64 = 30;
+
 /// The edge cuts its reports to `EDGE_REPORT_MAX_BYTES`; they are accepted at
 /// that size whatever the general body limit, so a report is never refused
 /// for its size.
@@ -34,10 +37,31 @@ async fn report(
             "at most 1000 events per report",
         ));
     }
+    // Counts of events that do not exist are dropped (an edge counts only
+    // reads it answered, but it may know an event the origin deleted); the
+    // keys of those that do last a month past their close.
+    let mut known: HashMap<i64, i64> = HashMap::new();
+    let ids = report
+        .events
+        .iter()
+        .map(|c| c.event_id)
+        .chain(report.visitors.iter().map(|(id, _)| *id));
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(id)
+            && let Some(event) = state.events.get(id).await?
+        {
+            let keep_until = event.schedule.closes_at + time::Duration::days(KEEP_DAYS);
+            slot.insert(keep_until.unix_timestamp());
+        }
+    }
     // An event's counters and visitors share its slot: one pipeline per event.
     let keys = &state.redis.keys;
     let mut pipes: HashMap<i64, redis::Pipeline> = HashMap::new();
-    for counts in &report.events {
+    for counts in report
+        .events
+        .iter()
+        .filter(|c| known.contains_key(&c.event_id))
+    {
         let key = keys.funnel(counts.event_id);
         for (field, value) in [
             ("edge_arrivals", counts.edge_arrivals),
@@ -57,13 +81,20 @@ async fn report(
         }
     }
     for (event_id, visitors) in &report.visitors {
-        if !visitors.is_empty() {
+        if !visitors.is_empty() && known.contains_key(event_id) {
             pipes
                 .entry(*event_id)
                 .or_default()
                 .pfadd(keys.visitors(*event_id), visitors)
                 .ignore();
         }
+    }
+    for (event_id, pipe) in &mut pipes {
+        let until = known[event_id];
+        pipe.expire_at(keys.funnel(*event_id), until)
+            .ignore()
+            .expire_at(keys.visitors(*event_id), until)
+            .ignore();
     }
     // The edge sends the whole report again if any part fails; counters that
     // did land then count twice, which a funnel tolerates better than a loss.

@@ -1,18 +1,25 @@
 // What keeps the pages safe and honest in a real browser: the login page never
-// sends a visitor to another site, the pages carry their security headers and
-// refuse to be framed, and a buyer whose first answer was lost after the hold
-// is shown the hold, not "Sold out".
+// sends a visitor to another site and solves the proof of work the origin asks
+// of a busy network, the pages carry their security headers and refuse to be
+// framed, and a buyer whose first answer was lost after the hold is shown the
+// hold, not "Sold out".
 import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
 
 import { call, customer, sale, startStack } from "./stack.mjs";
 
+const shots = path.resolve(import.meta.dirname, "../../artifacts/screenshots");
+
 let stack;
 let browser;
 
 before(async () => {
-  stack = await startStack();
+  mkdirSync(shots, { recursive: true });
+  // One new account from this machine before the next costs work.
+  stack = await startStack(["--origin-env", "RUSHGATE_REGISTRATIONS_PER_ADDRESS=1"]);
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -106,5 +113,21 @@ test("a buyer whose first answer is lost after the hold is shown the hold", { ti
   const mine = await call(stack.edge, "GET", "/api/me/orders", buyer.token);
   assert.equal(mine.body.orders.length, 1, JSON.stringify(mine.body));
   assert.ok(page.url().includes(mine.body.orders[0].id), page.url());
+  await context.close();
+});
+
+test("registering from a network past its allowance: the page solves the challenge", { timeout: 60_000 }, async () => {
+  await customer(stack.origin); // uses up this machine's allowance
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${stack.edge}/login?next=${encodeURIComponent("/orders")}`);
+  const username = `r-${Date.now().toString(36)}`;
+  await page.fill("#register-username", username);
+  await page.fill("#register-password", "a long enough password");
+  await page.click("#register-password >> xpath=ancestor::form//button[@type='submit']");
+  await page.waitForURL(/\/orders/, { timeout: 30_000 });
+  await page.screenshot({ path: path.join(shots, "30-register-with-proof.png"), fullPage: true });
+  const login = await call(stack.origin, "POST", "/api/auth/login", null, { username, password: "a long enough password" });
+  assert.equal(login.status, 200, JSON.stringify(login.body));
   await context.close();
 });

@@ -3,17 +3,18 @@
 // binary and the built edge under workerd, on free loopback ports. Staff are
 // made with the real CLI, customers through the API.
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import path from "node:path";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const bins = path.join(process.env.CARGO_TARGET_DIR || path.join(root, "target"), "debug");
 
-export async function startStack() {
+/** A stack from the launcher; `extra` adds `rushgate-dev up` options. */
+export async function startStack(extra = []) {
   const launcher = spawn(path.join(bins, "rushgate-dev"),
     ["up", "--edge", "workerd", "--edge-var", "EVENT_CACHE_TTL_S=1",
-      "--origin-env", "RUSHGATE_LEDGER_INTERVAL_MS=500"],
+      "--origin-env", "RUSHGATE_LEDGER_INTERVAL_MS=500", ...extra],
     { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const described = await new Promise((resolve, reject) => {
     createInterface({ input: launcher.stdout }).once("line", (line) => resolve(JSON.parse(line)));
@@ -80,9 +81,30 @@ export async function login(base, { username, password }) {
   return r.body.token;
 }
 
+/** A nonce that solves a proof-of-work challenge (docs/API.md, "The door"). */
+export function solve(challenge, difficulty) {
+  for (let n = 0; ; n++) {
+    const digest = createHash("sha256").update(challenge + n).digest();
+    let bits = 0;
+    for (const b of digest) {
+      if (b === 0) { bits += 8; continue; }
+      bits += Math.clz32(b) - 24;
+      break;
+    }
+    if (bits >= difficulty) return String(n);
+  }
+}
+
+/** A new customer, registered and signed in. Past the allowance of new accounts
+ * from this machine, registering takes a solved challenge, as on the page. */
 export async function customer(base) {
   const creds = { username: `c-${randomBytes(4).toString("hex")}`, password: randomBytes(8).toString("hex") };
-  const r = await call(base, "POST", "/api/auth/register", null, creds);
+  let r = await call(base, "POST", "/api/auth/register", null, creds);
+  if (r.status === 403 && r.body.error === "challenge_required") {
+    const { body: c } = await call(base, "GET", "/api/auth/challenge");
+    const answer = { ...creds, challenge: c.challenge, nonce: solve(c.challenge, c.difficulty) };
+    r = await call(base, "POST", "/api/auth/register", null, answer);
+  }
   if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.body)}`);
   return { ...creds, token: await login(base, creds) };
 }

@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, oneshot};
 use crate::error::ApiError;
 
 /// Hashes that may wait for a free hasher, per hasher.
-const WAITING_PER_HASHER: usize = 1;
+const WAITING_PER_HASHER: usize = 4;
 
 /// The hashing threads and the permits that bound the work given to them.
 #[derive(Clone)]

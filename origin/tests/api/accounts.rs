@@ -549,4 +549,24 @@ async fn edge_reports_are_bound_to_their_body_and_taken_once(db: PgPool) {
         .await
         .assert_error(403, "not_admitted_by_edge");
     assert_eq!(arrivals().await, 5);
+    // Counts are kept a while after the sale, not for ever.
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(app.redis.keys.funnel(event_id))
+        .query_async(&mut app.redis.conn.clone())
+        .await
+        .unwrap();
+    assert!(ttl > 30 * 86_400, "{ttl}");
+    // Counts for an event that does not exist make no key.
+    let without_nonces = |keys: Vec<String>| -> Vec<String> {
+        keys.into_iter().filter(|k| !k.contains("{fw")).collect()
+    };
+    let before = without_nonces(app.redis_snapshot().await);
+    let unknown = serde_json::to_vec(&json!({
+        "events": [{"event_id": 999_999, "page_views": 7}],
+        "visitors": [[999_999, ["a1b2c3"]]]
+    }))
+    .unwrap();
+    let header = sign(&app.state.keys, &unknown);
+    assert_eq!(send(Some(header), unknown).await.status, 204);
+    assert_eq!(without_nonces(app.redis_snapshot().await), before);
 }

@@ -294,6 +294,7 @@ async fn logging_out_ends_the_session_for_bearer_and_cookie(db: PgPool) {
         .client
         .post(app.url("/api/auth/logout"))
         .header("cookie", format!("rushgate_session={ended}"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -342,4 +343,56 @@ async fn login(app: &crate::helpers::TestApp, creds: &serde_json::Value) -> Stri
     let answer = app.post("/api/auth/login", None, creds.clone()).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     answer.body["token"].as_str().unwrap().to_owned()
+}
+
+/// A request riding on the session cookie with a body type another site's
+/// form could send is refused and changes nothing; JSON, or a Bearer token,
+/// goes through.
+#[sqlx::test]
+async fn cookie_requests_another_site_could_forge_are_refused(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (event_id, tier_id) = crate::buy::open_sale(&app, 10, 1, 1).await;
+    let (_, token) = app.user(Role::Customer).await;
+    let url = app.purchase_url(event_id, &token).await;
+    let bought = app.buy(&url, &token, tier_id, 1).await;
+    let order = bought.body["reservation_id"].as_str().unwrap().to_owned();
+    app.drain_orders().await;
+    let cancel = app.url(&format!("/api/orders/{order}/cancel"));
+    let cookie = format!("rushgate_session={token}");
+    let before = app.snapshot().await;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = app.client.post(&cancel).header("cookie", &cookie).body("");
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status(), 415, "{content_type:?}");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(body["error"], "unsupported_media_type");
+    }
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    // The page's way: JSON, even without a body.
+    let done = app
+        .client
+        .post(&cancel)
+        .header("cookie", &cookie)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(done.headers()["x-content-type-options"], "nosniff");
+    // A Bearer token cannot be sent by another site: no type needed.
+    let me = app
+        .client
+        .post(app.url("/api/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
 }

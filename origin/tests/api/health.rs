@@ -81,3 +81,45 @@ async fn the_openapi_document_is_served_and_is_the_one_in_docs(db: PgPool) {
         assert!(served.body["paths"][path].is_object(), "{path}");
     }
 }
+
+/// A client that sends half a request and goes quiet does not keep its
+/// connection: its headers have a deadline (the connection is dropped), and
+/// so has its body (an error answer, then the connection is free).
+#[sqlx::test]
+async fn half_sent_requests_do_not_hold_connections(db: PgPool) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut config = crate::helpers::test_config();
+    config.request_timeout_ms = 300;
+    let app = crate::helpers::spawn_app_configured(db, config).await;
+    let deadline = std::time::Duration::from_secs(10);
+
+    let mut headers_only = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    headers_only
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: origin\r\n")
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    let closed = tokio::time::timeout(deadline, headers_only.read_to_end(&mut read)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection was still open after {deadline:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&read).contains("200 OK"),
+        "{read:?}"
+    );
+
+    let mut half_body = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    half_body
+        .write_all(
+            b"POST /api/auth/login HTTP/1.1\r\nHost: origin\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\nConnection: close\r\n\r\n{\"user",
+        )
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    let answered = tokio::time::timeout(deadline, half_body.read_to_end(&mut read)).await;
+    assert!(answered.is_ok(), "no answer after {deadline:?}");
+    let text = String::from_utf8_lossy(&read);
+    assert!(text.starts_with("HTTP/1.1 4"), "{text}");
+}

@@ -46,6 +46,38 @@ async fn a_crowd_of_visitors_costs_the_origin_a_few_reads_and_is_counted() {
     counted(&stack, event, 400, 400).await;
 }
 
+/// A script that sends a new visitor id with every read from one address
+/// adds a few visitors a minute, not one per read.
+#[tokio::test]
+async fn one_address_brings_a_few_new_visitors_a_minute() {
+    let stack = stack().await;
+    let event = stack.sale(&sale_input(100)).await.unwrap().id;
+    let script = stack.client().from_address("203.0.113.9");
+    for v in 0..100u32 {
+        script
+            .view_event(event, &format!("{v:016x}"))
+            .await
+            .unwrap();
+    }
+    let cap = i64::from(rushgate_core::funnel::NEW_VISITORS_PER_ADDRESS_PER_MIN);
+    let admin = stack.admin().await.unwrap();
+    let edge = stack.client();
+    eventually(Duration::from_secs(30), || async {
+        let _ = edge.time().await;
+        let stats = admin.stats(event).await.unwrap();
+        // Within a minute, or across the turn of one.
+        stats.page_views == 100 && (cap..=2 * cap).contains(&stats.unique_visitors)
+    })
+    .await;
+    // A read of an event that does not exist counts nothing.
+    assert!(
+        script
+            .view_event(999_999, "ffffffffffffffff")
+            .await
+            .is_err()
+    );
+}
+
 #[tokio::test]
 async fn counts_made_while_the_origin_is_down_arrive_when_it_returns() {
     let mut stack = stack().await;

@@ -4,12 +4,14 @@
 //! PostgreSQL. Needs the edge built (`scripts/build-edge.sh`) and the npm
 //! packages (`npm ci`); `scripts/test.sh` does both.
 
+mod accounts;
 mod cluster;
 mod compose;
 mod counts;
 mod crowd;
 mod door;
 mod edge;
+mod launcher;
 mod opening;
 mod presale;
 mod queue;

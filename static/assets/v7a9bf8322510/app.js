@@ -3,9 +3,12 @@
 /** Calls the API; resolves to {status, body, ok} and never throws on HTTP errors. */
 export async function api(method, path, body, headers = {}) {
   const init = { method, headers: { ...headers }, credentials: "same-origin" };
-  if (body !== undefined) {
+  if (body !== undefined) init.body = JSON.stringify(body);
+  // Every request that changes something says it is JSON, an empty one too:
+  // the server refuses cookie requests of the types another site's form could
+  // send.
+  if (body !== undefined || (method !== "GET" && method !== "HEAD")) {
     init.headers["content-type"] = "application/json";
-    init.body = JSON.stringify(body);
   }
   try {
     const response = await fetch(path, init);

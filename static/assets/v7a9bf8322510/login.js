@@ -25,9 +25,18 @@ function form(title, action, submit) {
 }
 
 // Many tries from the visitor's network lately: the origin asks for a proof
-// of work first (the door's), which `withProof` solves.
-const account = (path, username, password, show) =>
-  withProof(path, "/api/auth/challenge", show, { username, password });
+// of work first (the door's), which `withProof` solves. Everyone logging in at
+// once before a sale: the origin answers `overloaded` at once rather than
+// queue, and the page tries again when it says.
+async function account(path, username, password, show) {
+  for (let tries = 1; ; tries++) {
+    const answer = await withProof(path, "/api/auth/challenge", show, { username, password });
+    if (answer.status !== 503 || tries >= 6) return answer;
+    const wait = ((answer.body && answer.body.retry_after_s) || 1) * (0.5 + Math.random());
+    show(notice("info", "Busy right now", `Trying again in ${Math.ceil(wait)} s…`));
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  }
+}
 
 async function login(username, password, show) {
   const { ok, body } = await account("/api/auth/login", username, password, show);
