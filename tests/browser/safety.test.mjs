@@ -104,7 +104,10 @@ test("a buyer whose first answer is lost after the hold is shown the hold", { ti
   });
   await page.goto(`${stack.edge}/event?id=${event.id}`);
   const button = page.locator("main button.big");
-  await page.waitForFunction(() => !document.querySelector("main button.big").disabled, null, { timeout: 30_000 });
+  await page.waitForFunction(() => {
+    const button = document.querySelector("main button.big");
+    return button && !button.disabled;
+  }, null, { timeout: 30_000 });
   await button.click();
   // The retry meets the sold-out sale (the seat is this buyer's): the page
   // looks at the buyer's orders and shows the hold.

@@ -75,8 +75,19 @@ export async function call(base, method, path, token, body, headers = {}) {
   return { status: r.status, body: data, headers: r.headers };
 }
 
+/** A call that the origin may answer `overloaded` (password hashing is
+ * bounded: logins and registrations at once beyond it are told to come back),
+ * made again when it says. */
+async function patiently(...args) {
+  for (let tries = 1; ; tries++) {
+    const r = await call(...args);
+    if (r.status !== 503 || tries >= 30) return r;
+    await new Promise((resolve) => setTimeout(resolve, (r.body.retry_after_s || 1) * (500 + Math.random() * 500)));
+  }
+}
+
 export async function login(base, { username, password }) {
-  const r = await call(base, "POST", "/api/auth/login", null, { username, password });
+  const r = await patiently(base, "POST", "/api/auth/login", null, { username, password });
   if (r.status !== 200) throw new Error(`login ${username}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.token;
 }
@@ -99,11 +110,11 @@ export function solve(challenge, difficulty) {
  * from this machine, registering takes a solved challenge, as on the page. */
 export async function customer(base) {
   const creds = { username: `c-${randomBytes(4).toString("hex")}`, password: randomBytes(8).toString("hex") };
-  let r = await call(base, "POST", "/api/auth/register", null, creds);
+  let r = await patiently(base, "POST", "/api/auth/register", null, creds);
   if (r.status === 403 && r.body.error === "challenge_required") {
     const { body: c } = await call(base, "GET", "/api/auth/challenge");
     const answer = { ...creds, challenge: c.challenge, nonce: solve(c.challenge, c.difficulty) };
-    r = await call(base, "POST", "/api/auth/register", null, answer);
+    r = await patiently(base, "POST", "/api/auth/register", null, answer);
   }
   if (r.status !== 201) throw new Error(`register: ${r.status} ${JSON.stringify(r.body)}`);
   return { ...creds, token: await login(base, creds) };
