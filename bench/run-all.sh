@@ -17,6 +17,7 @@ ensure_services
 DATABASE_URL="$RUSHGATE_PG_BASE/postgres" run cargo bench --locked -q -p rushgate-origin --bench order_worker -- 100000
 run bench/scripts/shielding.sh 10000 10
 run bench/scripts/cluster.sh "$secs"
+run bench/scripts/logins.sh 500
 echo
 echo "=== summary"
-grep -E "^(P[1-4] |C[1-2] |offered|capacity|shedding|no shedding|Wasm|cold start|buyers per second|dedup Durable|units sold|invariants|\{\"buckets)" "$log"
+grep -E "^(P[1-4] |C[1-2] |L1 |offered|capacity|shedding|no shedding|Wasm|cold start|buyers per second|dedup Durable|units sold|invariants|\{\"buckets)" "$log"

@@ -1,5 +1,5 @@
-//! Password hashing with argon2id on a few threads of its own, one per core,
-//! each with its memory allocated once: however many logins arrive at once,
+//! Password hashing with argon2id on a few threads of its own, one per core
+//! but one, each with its memory allocated once: however many logins arrive at once,
 //! at most that many hashes run, the process's memory stays where it was, and
 //! the async runtime (and `/healthz`) never waits for a hash. A login or a
 //! registration that finds every hasher busy and the short line in front of
@@ -65,9 +65,11 @@ impl Hashers {
         }
     }
 
-    /// One hasher per core of the machine.
+    /// One hasher per core of the machine but one, which stays with the
+    /// runtime: a login storm never starves purchases or `/healthz`.
     pub fn per_core() -> Self {
-        Self::new(std::thread::available_parallelism().map_or(1, usize::from))
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::new(cores.saturating_sub(1).max(1))
     }
 
     /// Runs `work` on a hasher, or refuses at once when they are all taken.
