@@ -70,6 +70,12 @@ ensure_services() {
   ensure_postgres
 }
 
+# A C compiler and linker: Rust links with `cc`, and ring's build compiles C
+# (a stock Debian has neither until build-essential).
+ensure_cc() {
+  command -v cc >/dev/null || { echo "installing build-essential (the linker Rust needs)"; apt_install build-essential; }
+}
+
 # Node.js at least this version runs wrangler (the edge's dev server and
 # deploy); the built worker runs under workerd with any Node.js.
 NODE_MIN=20.3

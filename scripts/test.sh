@@ -16,6 +16,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "toolchain"
 # What cannot be installed from here stops the run now, not after the build.
+ensure_cc
 ensure_node
 node_version_ok || { echo; node_advice; echo "(the tests run the edge under wrangler dev once, as users do)"; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
