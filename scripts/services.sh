@@ -80,11 +80,23 @@ ensure_cc() {
 # deploy); the built worker runs under workerd with any Node.js.
 NODE_MIN=20.3
 
+# version_ge A B: whether version A is at least B.
+version_ge() { [ -n "$1" ] && [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+
 node_version_ok() {
   command -v node >/dev/null || return 1
-  local have
-  have=$(node --version 2>/dev/null | tr -d v)
-  [ "$(printf '%s\n%s\n' "$NODE_MIN" "$have" | sort -V | head -n1)" = "$NODE_MIN" ]
+  version_ge "$(node --version 2>/dev/null | tr -d v)" "$NODE_MIN"
+}
+
+# For what needs wrangler: Node.js >= NODE_MIN, installed from the system's
+# packages when they have one that new; else a message and exit, at once.
+require_node() {
+  if ! command -v node >/dev/null; then
+    local candidate
+    candidate=$(apt-cache policy nodejs 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9.]*\).*/\1/p')
+    if version_ge "$candidate" "$NODE_MIN"; then ensure_node; fi
+  fi
+  node_version_ok || { echo; node_advice; exit 1; }
 }
 
 # Node.js and npm: Debian's if there are none (enough for workerd, the build and
