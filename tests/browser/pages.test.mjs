@@ -8,9 +8,8 @@ import { mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
 
-import { buy, call, customer, login, sale, startStack } from "./stack.mjs";
+import { buy, call, customer, launchBrowser, login, sale, startStack } from "./stack.mjs";
 
 const shots = path.resolve(import.meta.dirname, "../../artifacts/screenshots");
 let stack;
@@ -19,11 +18,7 @@ let browser;
 before(async () => {
   mkdirSync(shots, { recursive: true });
   stack = await startStack();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {

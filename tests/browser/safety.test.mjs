@@ -7,9 +7,8 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
 
-import { call, customer, sale, startStack } from "./stack.mjs";
+import { call, customer, launchBrowser, sale, startStack } from "./stack.mjs";
 
 const shots = path.resolve(import.meta.dirname, "../../artifacts/screenshots");
 
@@ -20,11 +19,7 @@ before(async () => {
   mkdirSync(shots, { recursive: true });
   // One new account from this machine before the next costs work.
   stack = await startStack(["--origin-env", "RUSHGATE_REGISTRATIONS_PER_ADDRESS=1"]);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {

@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import path from "node:path";
+import { chromium } from "playwright-core";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const bins = path.join(process.env.CARGO_TARGET_DIR || path.join(root, "target"), "debug");
@@ -151,4 +152,13 @@ export async function buy(stack, token, event, quantity = 1) {
     headers = { "x-retry-token": r.body.retry_token };
     await new Promise((resolve) => setTimeout(resolve, r.body.retry_after_s * 1000));
   }
+}
+
+/** Debian's Chromium, headless, with nothing reaching out to the network. */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
 }
