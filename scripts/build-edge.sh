@@ -13,8 +13,11 @@ WASM_BINDGEN_VERSION=0.2.130
 command -v clang >/dev/null || { echo "installing clang"; apt_install clang; }
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 installed() { "$1" --version 2>/dev/null | grep -q "$2"; }
-installed worker-build "$WORKER_BUILD_VERSION" ||
+if ! installed worker-build "$WORKER_BUILD_VERSION"; then
+  # It downloads over native TLS: OpenSSL's headers and pkg-config to find them.
+  pkg-config --exists openssl 2>/dev/null || { echo "installing pkg-config and libssl-dev (worker-build needs them)"; apt_install pkg-config libssl-dev; }
   cargo install worker-build --version "$WORKER_BUILD_VERSION"
+fi
 installed wasm-bindgen "$WASM_BINDGEN_VERSION" ||
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/wasm-opt ] ||
