@@ -2,8 +2,8 @@
 # Checks what `wrangler deploy --env production` would upload, offline:
 # `wrangler deploy --dry-run --outdir` runs the [build] step of wrangler.toml
 # (scripts/build-edge.sh) and bundles the worker; this script then checks the
-# bundle (the module exports the fetch handler and the DedupShard and
-# QueueFrontier classes, the Wasm is the one just built, sizes within
+# bundle (the module exports the fetch handler and the DedupShard,
+# QueueFrontier and SaleDesk classes, the Wasm is the one just built, sizes within
 # Cloudflare's limits) and the bindings wrangler reports (the Durable Objects,
 # an https origin, every var).
 # Usage: scripts/check-deploy.sh
@@ -24,6 +24,8 @@ cmp -s "$wasm" edge/build/index_bg.wasm || fail "the bundled Wasm is not the one
 exports=$(sed -n '/^export {/,/}/p' "$module")
 grep -Eq '(as )?DedupShard,?$' <<<"$exports" || fail "the module does not export DedupShard"
 grep -Eq '(as )?QueueFrontier,?$' <<<"$exports" || fail "the module does not export QueueFrontier"
+grep -Eq '(as )?SaleDesk,?$' <<<"$exports" || fail "the module does not export SaleDesk"
+grep -Eq '(as )?FunnelTally,?$' <<<"$exports" || fail "the module does not export FunnelTally"
 grep -Eq 'as default,?$' <<<"$exports" || fail "the module has no default export (the fetch handler)"
 # Cloudflare: 64 MiB per asset, 10 MiB gzipped per worker on paid plans (3 on free).
 gzipped=$(cat "$module" "$wasm" | gzip -9 | wc -c)
@@ -31,8 +33,10 @@ gzipped=$(cat "$module" "$wasm" | gzip -9 | wc -c)
 
 grep -q 'env.DEDUP (DedupShard) *Durable Object' "$log" || fail "no DedupShard binding"
 grep -q 'env.QUEUE (QueueFrontier) *Durable Object' "$log" || fail "no QueueFrontier binding"
+grep -q 'env.DESK (SaleDesk) *Durable Object' "$log" || fail "no SaleDesk binding"
+grep -q 'env.TALLY (FunnelTally) *Durable Object' "$log" || fail "no FunnelTally binding"
 grep -Eq 'env.ORIGIN_URL \("https://' "$log" || fail "the production origin is not https"
-for var in ORIGIN_URLS EVENT_CACHE_TTL_S EVENT_CACHE_SWR_S DEDUP_SHARDS REPORT_EVERY_MS PURCHASE_URL_TTL_S; do
+for var in ORIGIN_URLS EVENT_CACHE_TTL_S EVENT_CACHE_SWR_S DEDUP_SHARDS REPORT_EVERY_MS PURCHASE_URL_TTL_S TRUST_CF_CONNECTING_IP TALLY_SHARDS; do
   grep -q "env.$var " "$log" || fail "var $var is not set in production"
 done
 grep -q 'Read [0-9]* files from the assets directory' "$log" || fail "the static pages are not uploaded"

@@ -94,6 +94,8 @@ async fn once(root: &Path, dir: &Path, script: Option<&Path>) -> anyhow::Result<
         origins: &origins,
         signing_key: &key,
         vars: &[],
+        isolates: 1,
+        spread: rushgate_dev::edge::Spread::Spray,
     };
     let began = Instant::now();
     let mut proc = spawn_workerd(&spec)?;

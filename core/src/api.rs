@@ -517,6 +517,13 @@ pub struct DedupLoad {
     /// With `?event=<id>`: that event's queue frontier object (as `shard` 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frontier: Option<ShardLoad>,
+    /// With `?event=<id>`: that event's sale desk (leases, rates, the
+    /// opening draw's share), as `shard` 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desk: Option<ShardLoad>,
+    /// The funnel tallies (the isolates' counts, summed for the origin).
+    #[serde(default)]
+    pub tallies: Vec<ShardLoad>,
 }
 
 /// One dedup Durable Object's load.

@@ -52,6 +52,11 @@ impl Admission {
         }
     }
 
+    /// Whether this is an automatic lottery (its probability follows the crowd).
+    pub fn is_auto(&self) -> bool {
+        matches!(self, Self::Auto { .. })
+    }
+
     /// The queue's exclusive window, if this is a queue.
     pub fn queue_window_s(&self) -> Option<u32> {
         match self {

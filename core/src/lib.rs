@@ -9,6 +9,7 @@ pub mod attest;
 pub mod bucket;
 pub mod challenge;
 pub mod dedup;
+pub mod desk;
 pub mod draw;
 pub mod error;
 pub mod event;

@@ -14,6 +14,11 @@
 //! lottery once the spread is over (round 1 of [`crate::admission`]). A user's
 //! number is the same on every ticket, so clicking again buys no second number.
 //!
+//! With many isolates, the entrants are counted where every isolate's reach:
+//! each user's shard records its users' numbers, and the share is fixed once
+//! for the sale from all of them ([`BUCKETS`]: how many numbers fall in each
+//! part of number space, then the numbers of the part where the drawn end).
+//!
 //! Pure: the caller supplies the clock and the counts; a number comes from
 //! the keys it is given.
 
@@ -50,12 +55,88 @@ pub const MARGIN: f64 = 1.5;
 /// known (e.g. the isolate that counted them was replaced: the turns still
 /// keep the numbers' order, only spread wider).
 pub fn share(numbers: &mut [f64], remaining: i64) -> f64 {
-    let drawn = (MARGIN * remaining.max(0) as f64).ceil() as usize;
-    if numbers.is_empty() || drawn >= numbers.len() {
+    kth(numbers, drawn(remaining))
+}
+
+/// How many entrants are drawn when `remaining` units are left.
+pub fn drawn(remaining: i64) -> usize {
+    (MARGIN * remaining.max(0) as f64).ceil() as usize
+}
+
+/// The `k`-th lowest of `numbers` (from 0; reordered): the share that draws
+/// exactly `k` of them; all (1.0) when there are no more than `k`.
+pub fn kth(numbers: &mut [f64], k: usize) -> f64 {
+    if k >= numbers.len() {
         return 1.0;
     }
-    let (_, next, _) = numbers.select_nth_unstable_by(drawn, f64::total_cmp);
+    let (_, next, _) = numbers.select_nth_unstable_by(k, f64::total_cmp);
     *next
+}
+
+/// Parts of number space counted at once when the share is fixed from many
+/// shards' entrants.
+pub const BUCKETS: usize = 1024;
+
+/// The part of number space `number` falls in.
+pub fn bucket(number: f64) -> usize {
+    ((number * BUCKETS as f64) as usize).min(BUCKETS - 1)
+}
+
+/// How many of `numbers` fall in each part, as text: `<part>:<count>,…`
+/// (parts with none left out).
+pub fn histogram(numbers: impl IntoIterator<Item = f64>) -> String {
+    let mut counts = vec![0u64; BUCKETS];
+    for n in numbers {
+        counts[bucket(n)] += 1;
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(i, c)| format!("{i}:{c}"))
+        .collect();
+    parts.join(",")
+}
+
+/// Adds a [`histogram`]'s counts to `total` (ill-formed parts are skipped).
+pub fn add_histogram(total: &mut [u64], text: &str) {
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        if let Some((i, c)) = part.split_once(':')
+            && let (Ok(i), Ok(c)) = (i.parse::<usize>(), c.parse::<u64>())
+            && i < total.len()
+        {
+            total[i] += c;
+        }
+    }
+}
+
+/// The part holding the `k`-th lowest number (from 0) of the summed
+/// histograms, and how many numbers lie below it; `None` when there are no
+/// more than `k` numbers (all are drawn).
+pub fn bucket_of_kth(total: &[u64], k: usize) -> Option<(usize, usize)> {
+    let mut below = 0usize;
+    for (i, count) in total.iter().enumerate() {
+        let count = *count as usize;
+        if below + count > k {
+            return Some((i, below));
+        }
+        below += count;
+    }
+    None
+}
+
+/// The numbers of `numbers` in part `bucket`, as text.
+pub fn in_bucket(numbers: impl IntoIterator<Item = f64>, bucket_index: usize) -> String {
+    let found: Vec<String> = numbers
+        .into_iter()
+        .filter(|n| bucket(*n) == bucket_index)
+        .map(|n| n.to_string())
+        .collect();
+    found.join(",")
+}
+
+pub fn parse_numbers(text: &str) -> Vec<f64> {
+    text.split(',').filter_map(|n| n.parse().ok()).collect()
 }
 
 /// The opening draw's times, unix ms.
@@ -145,6 +226,51 @@ pub enum Turn {
     Admit,
     /// The ordinary lottery (round 0 for a first attempt, 1 for a ticket).
     Lottery,
+}
+
+#[cfg(test)]
+mod across_shards {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Split among any number of shards, the numbers give the share the
+        /// whole list gives: exactly `drawn` of them lie below it.
+        #[test]
+        fn the_share_from_shards_is_the_share_of_all(
+            numbers in prop::collection::vec(0.0f64..1.0, 0..400),
+            shards in 1usize..9,
+            remaining in 0i64..300,
+        ) {
+            // Numbers from an HMAC never repeat.
+            let mut numbers = numbers;
+            numbers.sort_by(f64::total_cmp);
+            numbers.dedup();
+            let k = drawn(remaining);
+            let mut whole = numbers.clone();
+            let expected = kth(&mut whole, k);
+            let parts: Vec<Vec<f64>> = (0..shards)
+                .map(|s| numbers.iter().copied().skip(s).step_by(shards).collect())
+                .collect();
+            let mut total = vec![0u64; BUCKETS];
+            for part in &parts {
+                add_histogram(&mut total, &histogram(part.iter().copied()));
+            }
+            let share = match bucket_of_kth(&total, k) {
+                None => 1.0,
+                Some((b, below)) => {
+                    let mut inside: Vec<f64> = parts
+                        .iter()
+                        .flat_map(|p| parse_numbers(&in_bucket(p.iter().copied(), b)))
+                        .collect();
+                    kth(&mut inside, k - below)
+                }
+            };
+            prop_assert_eq!(share, expected);
+            let below = numbers.iter().filter(|n| **n < share).count();
+            prop_assert_eq!(below, k.min(numbers.len()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,17 @@
 //! binary that the npm packages bring, with a generated config — no proxy in
 //! between — or under `wrangler dev`, as users run it.
 //!
-//! The workerd config has the worker (its module and Wasm), the `DedupShard`
-//! and `QueueFrontier` Durable Object namespaces with storage on disk, the vars and the signing key
-//! as text bindings, an outbound network that may reach loopback, and a small
-//! router (`dev/workerd/router.js`) that serves `static/` first, as wrangler's
-//! `[assets]` does.
+//! The workerd config has the worker (its module and Wasm) in `isolates`
+//! services of their own — each its own isolate, as a sale on Cloudflare is
+//! served by many — the first defining the Durable Object namespaces
+//! (`DedupShard`, `QueueFrontier`, with storage on disk) and the others binding
+//! them by service name, so all share one set of objects; the vars and the
+//! signing key as text bindings; an outbound network that may reach loopback; a
+//! location cache all isolates share (`dev/workerd/cache.js`, the Cache API of
+//! one Cloudflare location); and a small router (`dev/workerd/router.js`) that
+//! serves `static/` first, as wrangler's `[assets]` does, and spreads the rest
+//! over the isolates: at random per request (`spray`), or by client address
+//! (`affinity`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,6 +34,27 @@ pub enum Runtime {
     Wrangler,
 }
 
+/// How the router spreads requests over the isolates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spread {
+    /// Each request to an isolate at random.
+    #[default]
+    Spray,
+    /// Each client (`CF-Connecting-IP`) to one isolate; requests without an
+    /// address at random.
+    Affinity,
+}
+
+impl Spread {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Spray => "spray",
+            Self::Affinity => "affinity",
+        }
+    }
+}
+
 pub struct EdgeSpec<'a> {
     pub root: &'a Path,
     /// A JavaScript module to run instead of the built worker (workerd only).
@@ -41,6 +68,9 @@ pub struct EdgeSpec<'a> {
     pub signing_key: &'a str,
     /// More `[vars]`, e.g. `("EVENT_CACHE_TTL_S", "1")`.
     pub vars: &'a [(String, String)],
+    /// Isolates the worker runs in (workerd only; at least one).
+    pub isolates: usize,
+    pub spread: Spread,
 }
 
 /// Starts the edge and waits until it answers `GET /api/time`.
@@ -53,6 +83,10 @@ pub async fn start(runtime: Runtime, spec: &EdgeSpec<'_>) -> anyhow::Result<Proc
     anyhow::ensure!(
         spec.script.is_none() || runtime == Runtime::Workerd,
         "an edge script runs under workerd only"
+    );
+    anyhow::ensure!(
+        spec.isolates <= 1 || runtime == Runtime::Workerd,
+        "several isolates run under workerd only"
     );
     let mut proc = match runtime {
         Runtime::Workerd => spawn_workerd(spec)?,
@@ -114,7 +148,8 @@ fn quoted(text: &str) -> String {
 pub fn workerd_config(spec: &EdgeSpec<'_>, storage: &Path) -> String {
     let path = |p: &Path| quoted(&p.display().to_string());
     let build = spec.root.join("edge/build");
-    let mut bindings = vec![
+    let isolates = spec.isolates.max(1);
+    let mut vars = vec![
         format!(
             "(name = \"ORIGIN_URL\", text = {})",
             quoted(&spec.origins[0])
@@ -127,17 +162,29 @@ pub fn workerd_config(spec: &EdgeSpec<'_>, storage: &Path) -> String {
             "(name = \"SIGNING_KEY\", text = {})",
             quoted(spec.signing_key)
         ),
-        "(name = \"DEDUP\", durableObjectNamespace = \"DedupShard\")".to_owned(),
-        "(name = \"QUEUE\", durableObjectNamespace = \"QueueFrontier\")".to_owned(),
     ];
     for (name, value) in spec.vars {
-        bindings.push(format!(
+        vars.push(format!(
             "(name = {}, text = {})",
             quoted(name),
             quoted(value)
         ));
     }
+    let modules = match spec.script {
+        Some(script) => format!("(name = \"worker.js\", esModule = embed {})", path(script)),
+        None => format!(
+            "(name = \"index.js\", esModule = embed {}),\n    (name = \"index_bg.wasm\", wasm = embed {})",
+            path(&build.join("index.js")),
+            path(&build.join("index_bg.wasm"))
+        ),
+    };
     let mut out = String::new();
+    let services: Vec<String> = (0..isolates)
+        .map(|i| format!("(name = \"edge{i}\", worker = .edge{i}),"))
+        .collect();
+    let router_bindings: Vec<String> = (0..isolates)
+        .map(|i| format!("(name = \"EDGE{i}\", service = \"edge{i}\"),"))
+        .collect();
     let _ = write!(
         out,
         r#"using Workerd = import "/workerd/workerd.capnp";
@@ -145,7 +192,8 @@ pub fn workerd_config(spec: &EdgeSpec<'_>, storage: &Path) -> String {
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .router),
-    (name = "edge", worker = .edge),
+    {services}
+    (name = "location-cache", worker = .cache),
     (name = "assets", disk = (path = {static_dir}, writable = false)),
     (name = "do-storage", disk = (path = {storage}, writable = true)),
     (name = "internet", network = (allow = ["public", "private", "local"])),
@@ -158,42 +206,76 @@ const router :Workerd.Worker = (
   compatibilityDate = "2025-06-01",
   bindings = [
     (name = "ASSETS", service = "assets"),
-    (name = "EDGE", service = "edge"),
+    {router_bindings}
+    (name = "ISOLATES", text = "{isolates}"),
+    (name = "SPREAD", text = "{spread}"),
     (name = "HEADERS", text = embed {headers}),
   ],
 );
 
-const edge :Workerd.Worker = (
-  modules = [
-    {modules}
-  ],
+const cache :Workerd.Worker = (
+  modules = [(name = "cache.js", esModule = embed {cache})],
   compatibilityDate = "2025-06-01",
-  bindings = [
-    {bindings}
-  ],
-  durableObjectNamespaces = [
-    (className = "DedupShard", uniqueKey = "rushgate-dedup-shard", enableSql = true),
-    (className = "QueueFrontier", uniqueKey = "rushgate-queue-frontier", enableSql = true),
-  ],
-  durableObjectStorage = (localDisk = "do-storage"),
 );
 "#,
+        services = services.join("\n    "),
+        router_bindings = router_bindings.join("\n    "),
         static_dir = path(&spec.root.join("static")),
         storage = path(storage),
         listen = spec.listen,
         port = spec.port,
         router = path(&spec.root.join("dev/workerd/router.js")),
+        cache = path(&spec.root.join("dev/workerd/cache.js")),
         headers = path(&spec.root.join("static/_headers")),
-        modules = match spec.script {
-            Some(script) => format!("(name = \"worker.js\", esModule = embed {})", path(script)),
-            None => format!(
-                "(name = \"index.js\", esModule = embed {}),\n    (name = \"index_bg.wasm\", wasm = embed {})",
-                path(&build.join("index.js")),
-                path(&build.join("index_bg.wasm"))
-            ),
-        },
-        bindings = bindings.join(",\n    "),
+        spread = spec.spread.as_str(),
     );
+    for i in 0..isolates {
+        // The first isolate's service defines the objects; the others bind
+        // its namespaces, as every isolate of a Cloudflare deployment does.
+        let (objects, owned) = if i == 0 {
+            (
+                "(name = \"DEDUP\", durableObjectNamespace = \"DedupShard\"),\n    \
+                 (name = \"QUEUE\", durableObjectNamespace = \"QueueFrontier\"),\n    \
+                 (name = \"DESK\", durableObjectNamespace = \"SaleDesk\"),\n    \
+                 (name = \"TALLY\", durableObjectNamespace = \"FunnelTally\")"
+                    .to_owned(),
+                "durableObjectNamespaces = [\n    \
+                 (className = \"DedupShard\", uniqueKey = \"rushgate-dedup-shard\", enableSql = true),\n    \
+                 (className = \"QueueFrontier\", uniqueKey = \"rushgate-queue-frontier\", enableSql = true),\n    \
+                 (className = \"SaleDesk\", uniqueKey = \"rushgate-sale-desk\", enableSql = true),\n    \
+                 (className = \"FunnelTally\", uniqueKey = \"rushgate-funnel-tally\", enableSql = true),\n  ],\n  \
+                 durableObjectStorage = (localDisk = \"do-storage\"),"
+                    .to_owned(),
+            )
+        } else {
+            (
+                "(name = \"DEDUP\", durableObjectNamespace = (className = \"DedupShard\", serviceName = \"edge0\")),\n    \
+                 (name = \"QUEUE\", durableObjectNamespace = (className = \"QueueFrontier\", serviceName = \"edge0\")),\n    \
+                 (name = \"DESK\", durableObjectNamespace = (className = \"SaleDesk\", serviceName = \"edge0\")),\n    \
+                 (name = \"TALLY\", durableObjectNamespace = (className = \"FunnelTally\", serviceName = \"edge0\"))"
+                    .to_owned(),
+                String::new(),
+            )
+        };
+        let _ = write!(
+            out,
+            r#"
+const edge{i} :Workerd.Worker = (
+  modules = [
+    {modules}
+  ],
+  compatibilityDate = "2025-06-01",
+  bindings = [
+    {vars},
+    {objects}
+  ],
+  cacheApiOutbound = "location-cache",
+  {owned}
+);
+"#,
+            vars = vars.join(",\n    "),
+        );
+    }
     out
 }
 
@@ -324,7 +406,9 @@ mod tests {
             objects,
             [
                 ("DEDUP".to_owned(), "DedupShard".to_owned()),
-                ("QUEUE".to_owned(), "QueueFrontier".to_owned())
+                ("QUEUE".to_owned(), "QueueFrontier".to_owned()),
+                ("DESK".to_owned(), "SaleDesk".to_owned()),
+                ("TALLY".to_owned(), "FunnelTally".to_owned())
             ]
         );
         assert_eq!(bindings(&production["durable_objects"]), objects);

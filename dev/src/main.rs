@@ -56,6 +56,11 @@ enum Command {
         /// Durable Object storage and logs.
         #[arg(long, default_value = ".rushgate/edge")]
         dir: PathBuf,
+        /// Isolates the worker runs in.
+        #[arg(long, default_value_t = 1)]
+        isolates: usize,
+        #[arg(long, value_enum, default_value = "spray")]
+        spread: rushgate_dev::edge::Spread,
     },
     /// Start a Redis Cluster of `masters` masters with a replica each on free
     /// ports; print `{"redis_url": "<seed>,<seed>,..."}` once it is ready; stop
@@ -91,6 +96,8 @@ async fn main() -> anyhow::Result<()> {
             vars,
             root,
             dir,
+            isolates,
+            spread,
         } => {
             std::fs::create_dir_all(&dir)?;
             let root = root.canonicalize()?;
@@ -103,6 +110,8 @@ async fn main() -> anyhow::Result<()> {
                 origins: &origins,
                 signing_key: &signing_key,
                 vars: &vars,
+                isolates,
+                spread,
             };
             let proc = edge::start(Runtime::Workerd, &spec).await?;
             println!(

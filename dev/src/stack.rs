@@ -62,6 +62,13 @@ pub struct Options {
     /// (under workerd; same bindings): the baseline of the edge benchmark.
     #[arg(long)]
     pub edge_script: Option<PathBuf>,
+    /// Isolates the edge runs in, sharing one set of Durable Objects and one
+    /// location cache, as on Cloudflare (workerd only).
+    #[arg(long, default_value_t = 1)]
+    pub isolates: usize,
+    /// How requests are spread over the isolates.
+    #[arg(long, value_enum, default_value = "spray")]
+    pub spread: edge::Spread,
     /// Port of the first origin (default: a free one).
     #[arg(long)]
     pub origin_port: Option<u16>,
@@ -105,6 +112,8 @@ impl Default for Options {
             database: None,
             edge: None,
             edge_script: None,
+            isolates: 1,
+            spread: edge::Spread::Spray,
             origin_port: None,
             edge_port: None,
             signing_key: None,
@@ -418,6 +427,8 @@ impl Stack {
                 origins: &origins,
                 signing_key: &stack.signing_key,
                 vars: &stack.options.edge_vars,
+                isolates: stack.options.isolates,
+                spread: stack.options.spread,
             };
             std::fs::create_dir_all(spec.dir)?;
             let proc = edge::start(runtime, &spec).await?;

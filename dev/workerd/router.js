@@ -1,7 +1,10 @@
 // In front of the edge worker when it runs under a bare workerd (rushgate-dev):
 // does what wrangler's [assets] does in `wrangler dev` and on Cloudflare —
 // static/ first, with content types, clean URLs (/event serves event.html) and
-// the rules of static/_headers — everything else to the worker. Never deployed.
+// the rules of static/_headers — and spreads everything else over the worker's
+// isolates (EDGE0 … EDGE<n-1>), as Cloudflare's many machines do: `spray` sends
+// each request to one at random, `affinity` each client (CF-Connecting-IP) to
+// one of its own. Never deployed.
 const TYPES = {
   html: "text/html; charset=utf-8", js: "text/javascript; charset=utf-8",
   css: "text/css; charset=utf-8", json: "application/json", svg: "image/svg+xml",
@@ -29,6 +32,19 @@ function parseHeaders(text) {
 
 let rules;
 
+/** The isolate for this request. */
+function isolate(request, env) {
+  const n = Number(env.ISOLATES || 1);
+  if (n <= 1) return env.EDGE0;
+  const client = request.headers.get("cf-connecting-ip");
+  if (env.SPREAD === "affinity" && client) {
+    let h = 2166136261;
+    for (let i = 0; i < client.length; i++) h = Math.imul(h ^ client.charCodeAt(i), 16777619);
+    return env[`EDGE${(h >>> 0) % n}`];
+  }
+  return env[`EDGE${Math.floor(Math.random() * n)}`];
+}
+
 export default {
   async fetch(request, env) {
     rules ??= parseHeaders(env.HEADERS || "");
@@ -51,6 +67,6 @@ export default {
         }
       }
     }
-    return env.EDGE.fetch(request);
+    return isolate(request, env).fetch(request);
   },
 };

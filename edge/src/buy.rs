@@ -1,11 +1,13 @@
 //! `POST /buy/{event_id}/{token}` at the edge, cheapest rejection first:
 //! verify the session and the purchase token (HMAC, no IO) → check the body
 //! against the event snapshot (tier, quantity) → sold-out short-circuit
-//! (snapshot and what the origin said) → the user's shard: revoked session,
-//! per-user dedup window or single-use retry token (Durable Object) →
-//! probability admission → room in the stock (never more units in flight to the
-//! origin than are left) → forward to the origin with `X-Rushgate-Admit`, and
-//! relay its answer. An attempt refused before the shard (bad token, bad body,
+//! (snapshot and what the origin or the desk said) → the user's shard: revoked
+//! session, per-user dedup window or single-use retry token (Durable Object) →
+//! probability admission (the automatic lottery's from the whole event's
+//! arrival rate, as the sale's desk sums it) → room in this isolate's lease of
+//! units in flight (the desk never leases out more than are left, across all
+//! isolates) → forward to the origin with `X-Rushgate-Admit`, and relay its
+//! answer. An attempt refused before the shard (bad token, bad body,
 //! sold out, a draw ticket before its turn) is not counted and opens no dedup
 //! window. A queue's buyers were admitted before they had the URL: they skip
 //! the short-circuit, the round and the room check. In an automatic lottery's
@@ -29,6 +31,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::dedup_shard::{self, Answer, Ask};
 use crate::error::EdgeError;
+use crate::flight;
 use crate::funnel::{self, Step};
 use crate::origin;
 use crate::session;
@@ -74,7 +77,8 @@ pub async fn buy(
     // its buyers go to the origin, which knows of units given back before
     // this isolate's snapshot does.
     let queued = view.admission.queue_window_s().is_some();
-    if !queued && snapshot::tier_sold_out(&view, order.tier_id, now_ms) {
+    let word = flight::snapshot_word(&view, order.tier_id, snapshot::fetched_ms(event_id));
+    if !queued && flight::sold_out(event_id, order.tier_id, word, now_ms) {
         funnel::bump(event_id, Step::SoldOut);
         return Err(ErrorCode::SoldOut.into());
     }
@@ -86,22 +90,26 @@ pub async fn buy(
     let number = || opening::number(&config.keys, event_id, user.user_id);
     let draw = (view.admission.draw_s())
         .and_then(|draw_s| Draw::new(rushgate_core::queue::unix_ms(view.opens_at), draw_s));
-    let turn = draw.map(|draw| match retry {
-        Some(r) if r.round == 0 => {
-            let share = snapshot::drawn_share(&view, now_ms, draw.ends_ms);
-            draw.ticket(now_ms, number(), share)
+    let turn = match (draw, retry) {
+        (Some(draw), Some(r)) if r.round == 0 => {
+            let share = flight::drawn_share(env, config, &view, now_ms, draw.ends_ms).await?;
+            Some(draw.ticket(now_ms, number(), share))
         }
-        _ => draw.attempt(now_ms),
-    });
+        (Some(draw), _) => Some(draw.attempt(now_ms)),
+        (None, _) => None,
+    };
     if let Some(Turn::Wait { until_ms }) = turn {
         funnel::bump(event_id, Step::NotAdmitted);
         let token = headers.get(header::RETRY_TOKEN)?.unwrap_or_default();
         let message = "your turn in the opening draw comes at retry_at";
         return Err(come_back(message, token, until_ms, now_ms));
     }
-    // A first attempt with no dedup window has nothing to ask the shard; the
-    // origin checks the session for revocation itself.
-    let gate = if retry.is_none() && view.dedup_window_s == 0 {
+    // A first attempt in the draw's window enters it at the user's shard,
+    // which every isolate's entrants reach (the desk fixes the share from them).
+    let entering = matches!(turn, Some(Turn::Enter { .. }));
+    // A first attempt with no dedup window has nothing else to ask the shard;
+    // the origin checks the session for revocation itself.
+    let gate = if retry.is_none() && view.dedup_window_s == 0 && !entering {
         Gate::Pass
     } else {
         let ask = Ask {
@@ -112,6 +120,7 @@ pub async fn buy(
             sid: user.sid,
             generation: user.generation,
             retry: retry.map(|r| (r.nonce, r.exp * 1000)),
+            draw: entering.then(number),
         };
         match ask_shard(env, config, &ask).await? {
             Answer::Gate(gate) => gate,
@@ -137,13 +146,18 @@ pub async fn buy(
 
     let round = retry.map_or(0, |r| r.round);
     let remaining = view.tiers.iter().map(|t| t.remaining).sum();
+    let here = snapshot::arrival(event_id, now_ms);
+    let arrivals_per_s = if view.admission.is_auto() {
+        flight::event_rate(env, event_id, order.tier_id, word, here, now_ms).await
+    } else {
+        here
+    };
     let crowd = Crowd {
         remaining,
-        arrivals_per_s: snapshot::arrival(event_id, now_ms),
+        arrivals_per_s,
     };
     let p = match turn {
         Some(Turn::Enter { until_ms }) => {
-            snapshot::enter_draw(event_id, user.user_id, number());
             return Err(ticket(config, &user, event_id, 0, until_ms, now_ms));
         }
         Some(Turn::Late { until_ms }) => {
@@ -157,7 +171,10 @@ pub async fn buy(
     let u = admission::unit_interval(u32::from_le_bytes([draw[0], draw[1], draw[2], draw[3]]));
     let in_flight = match admission::admitted(p, u) {
         true if queued => Some(None),
-        true => snapshot::take_in_flight(&view, order.tier_id, order.quantity).map(Some),
+        true => {
+            let room = flight::room(env, event_id, order.tier_id, order.quantity, word, here, now_ms);
+            room.await?.map(Some)
+        }
         false => None,
     };
     let Some(in_flight) = in_flight else {
@@ -181,7 +198,8 @@ pub async fn buy(
         .get(header::REMAINING)?
         .and_then(|v| v.parse::<i64>().ok());
     if let Some(remaining) = remaining {
-        snapshot::learn_remaining(event_id, order.tier_id, remaining, clock::now_ms());
+        let at_ms = clock::now_ms();
+        flight::learn(event_id, order.tier_id, rushgate_core::desk::Word { remaining, at_ms });
     }
     Ok(response.into())
 }

@@ -1,4 +1,5 @@
-//! Time and randomness from the runtime, in the forms core wants.
+//! Time and randomness from the runtime, in the forms core wants, and this
+//! isolate's name.
 
 use time::OffsetDateTime;
 
@@ -18,4 +19,22 @@ pub fn random<const N: usize>() -> [u8; N] {
     // getrandom on workerd is crypto.getRandomValues, which does not fail.
     let _ = getrandom::getrandom(&mut bytes);
     bytes
+}
+
+thread_local! {
+    /// This isolate's name: random, drawn at its first use.
+    static ISOLATE: String = hex::encode(random::<8>());
+}
+
+/// `GET /api/edge/isolate`: which isolate answered (tests and the crowd
+/// simulator tell isolates apart by it).
+#[derive(serde::Serialize)]
+pub struct Isolate {
+    pub isolate: String,
+}
+
+pub fn isolate() -> Isolate {
+    Isolate {
+        isolate: ISOLATE.with(Clone::clone),
+    }
 }

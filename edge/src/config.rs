@@ -22,8 +22,10 @@ pub struct Config {
     pub event_swr_ms: u64,
     /// How many Durable Objects share the per-user dedup state.
     pub dedup_shards: u32,
-    /// How often funnel counters are sent to the origin, ms.
+    /// How often funnel counters are sent on, ms.
     pub report_every_ms: u64,
+    /// How many Durable Objects sum the isolates' funnel counts for the origin.
+    pub tally_shards: u32,
     /// Lifetime of a purchase URL issued here, s (as the origin's).
     pub purchase_url_ttl_s: u32,
     /// Whether `CF-Connecting-IP` is the client's address, set by the
@@ -91,6 +93,7 @@ pub fn load(env: &Env) -> Result<Rc<Config>, EdgeError> {
         event_swr_ms: number(env, "EVENT_CACHE_SWR_S", 30)? * 1000,
         dedup_shards: number(env, "DEDUP_SHARDS", 64)?.clamp(1, 1024) as u32,
         report_every_ms: number(env, "REPORT_EVERY_MS", 1000)?,
+        tally_shards: number(env, "TALLY_SHARDS", 4)?.clamp(1, 256) as u32,
         purchase_url_ttl_s: number(env, "PURCHASE_URL_TTL_S", 300)?.min(u64::from(u32::MAX)) as u32,
         trust_client_address: var(env, "TRUST_CF_CONNECTING_IP", "false") == "true",
     });

@@ -2,7 +2,8 @@
 //! since it started, in this location — how evenly users spread over the
 //! shards, and how close the busiest object comes to what one Durable Object
 //! can answer. One request asks every shard, hence the role check first. With
-//! `?event=<id>`, the load of that event's queue frontier object too.
+//! `?event=<id>`, the load of that event's queue frontier object and of its
+//! sale desk too; always the funnel tallies'.
 
 use rushgate_core::api::{DedupLoad, ShardLoad};
 use rushgate_core::{ErrorCode, Role};
@@ -11,8 +12,10 @@ use worker::{Env, Request, Response};
 use crate::config::Config;
 use crate::dedup_shard::{self, LOAD_URL, parse_load};
 use crate::error::{EdgeError, json};
+use crate::desk;
 use crate::frontier;
 use crate::session;
+use crate::tally;
 
 pub async fn report(
     req: &Request,
@@ -40,16 +43,34 @@ pub async fn report(
             .find_map(|pair| pair.strip_prefix("event="))
             .and_then(|id| id.parse::<i64>().ok())
     });
-    let frontier = match event {
-        Some(id) => {
-            let (_, answer) = frontier::ask(env, id, frontier::LOAD_URL).await?;
-            parse_load(&answer).map(|(asks, peak_per_s)| ShardLoad {
-                shard: 0,
-                asks,
-                peak_per_s,
-            })
-        }
-        None => None,
+    let load = |answer: &str| {
+        parse_load(answer).map(|(asks, peak_per_s)| ShardLoad {
+            shard: 0,
+            asks,
+            peak_per_s,
+        })
     };
-    Ok(json(200, &DedupLoad { shards, frontier }))
+    let mut tallies = Vec::new();
+    for n in 0..config.tally_shards {
+        if let Some(at) = load(&tally::load(env, n).await?) {
+            tallies.push(ShardLoad { shard: n, ..at });
+        }
+    }
+    let (frontier, desk) = match event {
+        Some(id) => {
+            let (_, at_frontier) = frontier::ask(env, id, frontier::LOAD_URL).await?;
+            let at_desk = desk::ask(env, id, desk::LOAD_URL).await?;
+            (load(&at_frontier), load(&at_desk))
+        }
+        None => (None, None),
+    };
+    Ok(json(
+        200,
+        &DedupLoad {
+            shards,
+            frontier,
+            desk,
+            tallies,
+        },
+    ))
 }

@@ -6,9 +6,10 @@
 //! that moved to a new generation: `core::dedup`), kept in the object's
 //! storage too, so an ending holds at every edge location and across evictions.
 //! A `/buy` asks its shard once: the session check rides along with the gate.
-//! The shard also keeps its users' places in event queues (`entrants`), and
-//! counts tries at the door (`door`) of its users and of the client addresses
-//! that hash to it.
+//! The shard also keeps its users' places in event queues (`entrants`), their
+//! numbers in automatic lotteries' opening draws (for the sale's desk, which
+//! fixes the drawn share from all shards: `desk`), and counts tries at the
+//! door (`door`) of its users and of the client addresses that hash to it.
 
 use std::cell::{Cell, RefCell};
 
@@ -54,6 +55,10 @@ pub async fn ask_at(env: &Env, shard: u32, url: &str) -> Result<String> {
         .await?
         .unchecked_into();
     match answer.headers().get(ANSWER)? {
+        Some(word) if answer.ok() && word == "body" => Ok(JsFuture::from(answer.text()?)
+            .await?
+            .as_string()
+            .unwrap_or_default()),
         Some(text) if answer.ok() => Ok(text),
         _ => Err(worker::Error::RustError(format!(
             "the dedup shard answered {}",
@@ -74,6 +79,12 @@ fn answer(text: &str) -> Result<web_sys::Response> {
     Ok(web_sys::Response::new_with_opt_str_and_init(None, &init)?)
 }
 
+/// An answer too long for a header (a histogram, a list of numbers): the body.
+fn answer_body(text: &str) -> Result<web_sys::Response> {
+    let init = inits::make(None, &[(ANSWER, "body")])?;
+    Ok(web_sys::Response::new_with_opt_str_and_init(Some(text), &init)?)
+}
+
 /// A refused ask (a worker bug, never a user's doing).
 fn refusal(status: u16) -> Result<web_sys::Response> {
     let init = inits::make(Some(status), &[])?;
@@ -84,7 +95,7 @@ fn refusal(status: u16) -> Result<web_sys::Response> {
 /// costs no request body or headers: `u=<user>&e=<event>&w=<window s>&t=<now
 /// ms>&s=<session id hex>&g=<generation>[&n=<retry nonce hex>&x=<retry expiry
 /// ms>]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ask {
     pub user_id: i64,
     pub event_id: i64,
@@ -94,6 +105,9 @@ pub struct Ask {
     pub generation: u32,
     /// A verified retry token: its nonce and expiry (ms).
     pub retry: Option<([u8; 16], i64)>,
+    /// A first attempt in the event's opening draw: the user's number, which
+    /// the shard records as an entrant's if the attempt passes the gate.
+    pub draw: Option<f64>,
 }
 
 impl Ask {
@@ -109,6 +123,9 @@ impl Ask {
         );
         if let Some((nonce, expires_ms)) = &self.retry {
             url.push_str(&format!("&n={}&x={expires_ms}", hex::encode(nonce)));
+        }
+        if let Some(number) = self.draw {
+            url.push_str(&format!("&d={number}"));
         }
         url
     }
@@ -127,6 +144,10 @@ impl Ask {
             sid: bytes16(field("s")?)?,
             generation: generation(url)?,
             retry,
+            draw: match field("d") {
+                Some(d) => Some(d.parse().ok()?),
+                None => None,
+            },
         })
     }
 
@@ -154,6 +175,22 @@ pub fn session_url(session: &SessionRef, now_ms: i64) -> String {
         session.generation
     )
 }
+
+/// `/draw-histogram?e=<event>`: how many of the shard's entrants in the
+/// event's opening draw fall in each part of number space
+/// (`core::opening::histogram`).
+pub fn draw_histogram_url(event_id: i64) -> String {
+    format!("https://dedup.internal/draw-histogram?e={event_id}")
+}
+
+/// `/draw-bucket?e=<event>&b=<part>`: the numbers of the shard's entrants in
+/// one part of number space.
+pub fn draw_bucket_url(event_id: i64, bucket: usize) -> String {
+    format!("https://dedup.internal/draw-bucket?e={event_id}&b={bucket}")
+}
+
+/// How long a shard keeps an opening draw's entrants, ms.
+const DRAW_KEPT_MS: i64 = 3_600_000;
 
 /// `/revoke-account?u=<user>&g=<first valid generation>&x=<until ms>`: the
 /// account's older sessions ended.
@@ -236,6 +273,9 @@ pub struct DedupShard {
     /// Tries at the door of its accounts, and of the addresses it owns.
     accounts: RefCell<Velocity<i64>>,
     addresses: RefCell<Velocity<String>>,
+    /// Opening draws' entrants: event → (user → number), and when each
+    /// event's draw last took one.
+    draws: RefCell<std::collections::HashMap<i64, (std::collections::HashMap<i64, f64>, i64)>>,
     env: Env,
 }
 
@@ -304,6 +344,18 @@ impl DedupShard {
         };
         let word = if spent { "spent" } else { "ok" };
         Ok(format!("{word} {}", seen.tries_per_min))
+    }
+
+    /// Records a user's number in an event's opening draw; forgets draws
+    /// nobody entered for an hour.
+    fn enter_draw(&self, event_id: i64, user_id: i64, number: f64, now_ms: i64) {
+        let mut draws = self.draws.borrow_mut();
+        draws.retain(|_, (_, last)| now_ms - *last < DRAW_KEPT_MS);
+        let (entrants, last) = draws
+            .entry(event_id)
+            .or_insert_with(|| (std::collections::HashMap::new(), now_ms));
+        entrants.insert(user_id, number);
+        *last = now_ms;
     }
 
     /// Counts an ask; true every 1,024th (time to forget what is old).
@@ -433,6 +485,7 @@ impl DedupShard {
             entrants: RefCell::new(Book::default()),
             accounts: RefCell::new(Velocity::default()),
             addresses: RefCell::new(Velocity::default()),
+            draws: RefCell::new(std::collections::HashMap::new()),
             env,
         }
     }
@@ -461,9 +514,34 @@ impl DedupShard {
         self.load.set(self.load.get().count(now_ms));
         match path {
             "gate" => match Ask::parse(url) {
-                Some(ask) => answer(&self.gate(&ask).await?.text()),
+                Some(ask) => {
+                    let gate = self.gate(&ask).await?;
+                    if let (Answer::Gate(Gate::Pass), Some(number)) = (gate, ask.draw) {
+                        self.enter_draw(ask.event_id, ask.user_id, number, ask.now_ms);
+                    }
+                    answer(&gate.text())
+                }
                 None => refusal(400),
             },
+            "draw-histogram" => {
+                let Some(event_id) = field(url, "e").and_then(|e| e.parse::<i64>().ok()) else {
+                    return refusal(400);
+                };
+                let draws = self.draws.borrow();
+                let numbers = draws.get(&event_id).into_iter().flat_map(|(e, _)| e.values().copied());
+                answer_body(&rushgate_core::opening::histogram(numbers))
+            }
+            "draw-bucket" => {
+                let (Some(event_id), Some(bucket)) = (
+                    field(url, "e").and_then(|e| e.parse::<i64>().ok()),
+                    field(url, "b").and_then(|b| b.parse::<usize>().ok()),
+                ) else {
+                    return refusal(400);
+                };
+                let draws = self.draws.borrow();
+                let numbers = draws.get(&event_id).into_iter().flat_map(|(e, _)| e.values().copied());
+                answer_body(&rushgate_core::opening::in_bucket(numbers, bucket))
+            }
             "session" => {
                 let (Some(user_id), Some(sid), Some(generation), Some(now_ms)) = (
                     field(url, "u").and_then(|u| u.parse().ok()),
@@ -561,13 +639,19 @@ mod tests {
             sid: [5; 16],
             generation: 3,
             retry: None,
+            draw: None,
         };
         assert_eq!(Ask::parse(&first.url()), Some(first.clone()));
         let retry = Ask {
             retry: Some(([0xab; 16], 1_700_000_100_000)),
-            ..first
+            ..first.clone()
         };
         assert_eq!(Ask::parse(&retry.url()), Some(retry));
+        let entrant = Ask {
+            draw: Some(0.123_456_789_012_345_67),
+            ..first
+        };
+        assert_eq!(Ask::parse(&entrant.url()), Some(entrant));
         assert_eq!(Ask::parse("https://dedup.internal/gate?u=x"), None);
         for answer in [
             Answer::Gate(Gate::Pass),

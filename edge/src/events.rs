@@ -1,60 +1,28 @@
-//! Event reads cached at the edge with stale-while-revalidate, and purchase URLs
-//! issued at the edge from the event snapshot — no origin call.
+//! Event reads cached at the edge (through the location: `location`), and
+//! purchase URLs issued at the edge from the event snapshot — no origin call.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use rushgate_core::api::{PurchaseUrl, header};
 use rushgate_core::challenge::ChallengeMode;
 use rushgate_core::{ErrorBody, ErrorCode, Phase, attest, purchase};
 use time::OffsetDateTime;
-use worker::{Cache, Context, Delay, Env, Headers, Method, Request, Response};
+use worker::{Context, Env, Method, Request, Response};
 
 use crate::clock;
 use crate::config::Config;
 use crate::door;
 use crate::error::{EdgeError, json};
 use crate::funnel::{self, Step};
+use crate::location;
 use crate::origin;
 use crate::session;
 use crate::snapshot;
 
-/// When a cached answer was fetched from the origin (ms), on cached copies.
-const CACHED_AT: &str = "x-rushgate-cached-at";
-
-/// How long a request that found another request of its isolate fetching the
-/// same resource waits for that copy before fetching itself, and how often it
-/// looks.
-const WAIT_FOR_COPY_MS: u64 = 2_000;
-const LOOK_EVERY_MS: u64 = 10;
-
-/// The last answer this isolate fetched for a resource.
-#[derive(Clone)]
-struct Copy {
-    status: u16,
-    body: Rc<[u8]>,
-    fetched_ms: i64,
-}
-
-thread_local! {
-    /// Requests cannot await each other's I/O in Workers, but they share memory:
-    /// the one that fetches leaves its answer here for those waiting on it.
-    static COPIES: RefCell<HashMap<String, Copy>> = RefCell::new(HashMap::new());
-}
-
-fn isolate_copy(key: &str) -> Option<Copy> {
-    COPIES.with(|c| c.borrow().get(key).cloned())
-}
-
 /// `GET /api/events` and `GET /api/events/{id}`, keyed on the resource alone
-/// (the event page adds its visitor id, which never changes the answer):
-/// served from this isolate's copy, else the location's cache (Cache API, where
-/// there is one), while fresh; while stale, up to the SWR window, served at once
-/// and refreshed in the background by one request; otherwise fetched by one
-/// request of the isolate while the others wait for its answer. A crowd costs
-/// the origin about one request per TTL per isolate.
+/// (the event page adds its visitor id, which never changes the answer), read
+/// through the location (`location::read`): a crowd costs the origin about
+/// one request per TTL per location, whatever the number of isolates.
 pub async fn cached_read(
     req: &Request,
     config: &Rc<Config>,
@@ -63,118 +31,13 @@ pub async fn cached_read(
 ) -> Result<Response, EdgeError> {
     let url = req.inner().url();
     let key = url.split(['?', '#']).next().unwrap_or(&url).to_owned();
-    let path = req.path();
-    let ttl = config.event_ttl_ms as i64;
-    let keep = (config.event_ttl_ms + config.event_swr_ms) as i64;
-    let copy = match isolate_copy(&key) {
-        Some(copy) => Some(copy),
-        None => from_location_cache(&key).await,
-    };
-    if let Some(copy) = copy {
-        let age = now_ms - copy.fetched_ms;
-        if age < ttl {
-            return Ok(for_browser(copy.status, &copy.body, "hit"));
-        }
-        if age < keep {
-            if let Some(claim) = origin::Refresh::claim(&key) {
-                let (config, key) = (config.clone(), key.clone());
-                ctx.wait_until(async move {
-                    if let Err(e) = refresh(&config, &key, &path, clock::now_ms()).await {
-                        worker::console_warn!("refresh of {key} failed: {:?}", e.0);
-                    }
-                    drop(claim);
-                });
-            }
-            return Ok(for_browser(copy.status, &copy.body, "stale"));
-        }
-    }
-    let claim = origin::Refresh::claim(&key);
-    if claim.is_none() {
-        // Another request of this isolate is fetching it: wait for its copy.
-        for _ in 0..WAIT_FOR_COPY_MS / LOOK_EVERY_MS {
-            Delay::from(Duration::from_millis(LOOK_EVERY_MS)).await;
-            if let Some(copy) = isolate_copy(&key)
-                && clock::now_ms() - copy.fetched_ms < ttl
-            {
-                return Ok(for_browser(copy.status, &copy.body, "hit"));
-            }
-        }
-    }
-    let (status, body) = refresh(config, &key, &path, now_ms).await?;
-    drop(claim);
-    Ok(for_browser(status, &body, "miss"))
-}
-
-/// The location's cached copy, if it has a cache (not on `*.workers.dev`, nor
-/// under a bare `workerd`) and the copy.
-async fn from_location_cache(key: &str) -> Option<Copy> {
-    let mut response = Cache::default().get(key, false).await.ok()??;
-    let fetched_ms = response
-        .headers()
-        .get(CACHED_AT)
-        .ok()??
-        .parse::<i64>()
-        .ok()?;
-    let copy = Copy {
-        status: response.status_code(),
-        body: response.bytes().await.ok()?.into(),
-        fetched_ms,
-    };
-    COPIES.with(|c| c.borrow_mut().insert(key.to_owned(), copy.clone()));
-    Some(copy)
-}
-
-/// Fetches from the origin; keeps successful answers in this isolate and in
-/// the location's cache (where there is one).
-async fn refresh(
-    config: &Config,
-    key: &str,
-    path: &str,
-    now_ms: i64,
-) -> Result<(u16, Rc<[u8]>), EdgeError> {
-    let (status, body) = origin::get(config, path).await?;
-    let body: Rc<[u8]> = body.into();
-    if status == 200 {
-        let fetched_ms = clock::now_ms().max(now_ms);
-        let copy = Copy {
-            status,
-            body: body.clone(),
-            fetched_ms,
-        };
-        COPIES.with(|c| c.borrow_mut().insert(key.to_owned(), copy));
-        let keep_s = (config.event_ttl_ms + config.event_swr_ms) / 1000 + 1;
-        let stored = copy_response(
-            status,
-            &body,
-            &[
-                (CACHED_AT, fetched_ms.to_string()),
-                ("cache-control", format!("public, max-age={keep_s}")),
-            ],
-        );
-        if let Err(e) = Cache::default().put(key, stored).await {
-            worker::console_debug!("no location cache: {e}");
-        }
-    }
-    Ok((status, body))
-}
-
-/// A JSON answer with `status`, `body` and extra headers (answers from `fetch`
-/// and the cache have immutable headers, so they are rebuilt).
-fn copy_response(status: u16, body: &[u8], extra: &[(&str, String)]) -> Response {
-    let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    for (name, value) in extra {
-        let _ = headers.set(name, value);
-    }
-    Response::builder()
-        .with_status(status)
-        .with_headers(headers)
-        .fixed(body.to_vec())
+    let (copy, served) = location::read(config, Some(ctx), &key, &req.path(), now_ms).await?;
+    Ok(for_browser(copy.status, &copy.body, served.as_str()))
 }
 
 /// Browsers may keep the answer for a second; the edge does the real caching.
 fn for_browser(status: u16, body: &[u8], state: &str) -> Response {
-    copy_response(
+    location::stored(
         status,
         body,
         &[

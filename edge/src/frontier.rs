@@ -5,7 +5,9 @@
 //! user shards' entrant counts — stores it, so the frontier never moves back,
 //! and reports it to the origin for the draw record. The crowd never reaches
 //! it: joins go to the user shards, polls are answered by the isolates from
-//! their copy of the frontier. An alarm just after the close steps it once
+//! their copy of the frontier — read through the location's cache, so the
+//! object answers one read a second per location, not per isolate
+//! (`location::fetch_once`). An alarm just after the close steps it once
 //! more, so joins of the sale's last second reach the draw record even when
 //! nobody polls any more.
 
@@ -27,6 +29,7 @@ use crate::config::Config;
 use crate::dedup_shard;
 use crate::entrants;
 use crate::error::EdgeError;
+use crate::location;
 use crate::objects;
 use crate::origin;
 
@@ -80,7 +83,7 @@ pub async fn ask(env: &Env, event_id: i64, url: &str) -> Result<(u16, String)> {
 }
 
 /// The event's frontier: this isolate's copy while under a second old, else
-/// the object's. One ask per isolate at a time: while it is under way, other
+/// the location's, else the object's (once per location). One ask per isolate at a time: while it is under way, other
 /// requests use the last copy, or — at the opening, before there is one —
 /// look for it on timers of their own, more slowly as they wait, so the
 /// stampede asks the object once per isolate, not once per join. (Awaiting the
@@ -96,6 +99,13 @@ pub async fn read(
         && now_ms - at < COPY_TTL_MS
     {
         return Ok(view.clone());
+    }
+    if let Some(found) = location::fresh_copy(&copy_key(event_id), COPY_TTL_MS, now_ms).await
+        && let Ok(view) = serde_json::from_slice::<FrontierView>(&found.body)
+    {
+        let view = Rc::new(view);
+        COPIES.with(|c| c.borrow_mut().insert(event_id, (view.clone(), found.fetched_ms)));
+        return Ok(view);
     }
     // An ask older than the wait went with a request that was cancelled.
     let asking = ASKING
@@ -118,20 +128,28 @@ pub async fn read(
     }
 }
 
-/// Asks the object and keeps the copy.
+/// The location cache's key of an event's frontier.
+fn copy_key(event_id: i64) -> String {
+    format!("https://queue.internal/copy/{event_id}")
+}
+
+/// Asks the object (once per location) and keeps the copy.
 async fn ask_for_copy(
     env: &Env,
     event_id: i64,
     now_ms: i64,
 ) -> std::result::Result<Rc<FrontierView>, EdgeError> {
-    let (status, text) = ask(env, event_id, &frontier_url(event_id)).await?;
-    let view: FrontierView = match status {
-        200 => serde_json::from_str(&text).map_err(|_| EdgeError::origin_unavailable())?,
+    let asked = async {
+        let (status, text) = ask(env, event_id, &frontier_url(event_id)).await?;
+        Ok((status, text.into_bytes()))
+    };
+    let copy = location::fetch_once(&copy_key(event_id), COPY_TTL_MS, 1, now_ms, asked).await?;
+    let view: FrontierView = match copy.status {
+        200 => serde_json::from_slice(&copy.body).map_err(|_| EdgeError::origin_unavailable())?,
         _ => return Err(EdgeError::origin_unavailable()),
     };
     let view = Rc::new(view);
-    let at = crate::clock::now_ms().max(now_ms);
-    COPIES.with(|c| c.borrow_mut().insert(event_id, (view.clone(), at)));
+    COPIES.with(|c| c.borrow_mut().insert(event_id, (view.clone(), copy.fetched_ms)));
     Ok(view)
 }
 

@@ -1,18 +1,19 @@
-//! Funnel counters of this isolate (`core::funnel::Buffer`), sent to the origin
-//! in the background of a request, at most once per `REPORT_EVERY_MS`: several
-//! bounded reports in a row when much is waiting; a report that fails goes back
-//! into the buffer for the next turn.
+//! Funnel counters of this isolate (`core::funnel::Buffer`), sent in the
+//! background of a request, at most once per `REPORT_EVERY_MS`, to one of the
+//! funnel tallies (`tally`), which sum the isolates' counts before they reach
+//! the origin: several bounded reports in a row when much is waiting; a report
+//! that fails goes back into the buffer for the next turn.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use rushgate_core::api::{EDGE_REPORT_PATH, EdgeReport};
+use rushgate_core::api::EdgeReport;
 pub use rushgate_core::funnel::Step;
 use rushgate_core::funnel::{Buffer, VisitorGate};
-use worker::Context;
+use worker::{Context, Env};
 
 use crate::config::Config;
-use crate::origin;
+use crate::tally;
 
 /// Reports sent back to back in one turn at most.
 const MAX_REPORTS_PER_TURN: usize = 20;
@@ -63,17 +64,17 @@ fn claim(now_ms: i64, every_ms: u64) -> bool {
 }
 
 /// Sends what has gathered in the background, if a report is due.
-pub fn maybe_report(ctx: &Context, config: &Rc<Config>, now_ms: i64) {
+pub fn maybe_report(ctx: &Context, env: &Env, config: &Rc<Config>, now_ms: i64) {
     if !claim(now_ms, config.report_every_ms) {
         return;
     }
-    let config = config.clone();
+    let (config, env) = (config.clone(), env.clone());
     ctx.wait_until(async move {
         for _ in 0..MAX_REPORTS_PER_TURN {
             let Some(report) = PENDING.with(|p| p.borrow_mut().buffer.take()) else {
                 break;
             };
-            if !send(&config, &report, now_ms).await {
+            if !send(&env, &config, &report).await {
                 PENDING.with(|p| p.borrow_mut().buffer.put_back(report));
                 break;
             }
@@ -82,6 +83,8 @@ pub fn maybe_report(ctx: &Context, config: &Rc<Config>, now_ms: i64) {
     });
 }
 
-async fn send(config: &Config, report: &EdgeReport, now_ms: i64) -> bool {
-    origin::report(config, EDGE_REPORT_PATH, report, now_ms).await
+/// Sends a report to this isolate's tally.
+async fn send(env: &Env, config: &Config, report: &EdgeReport) -> bool {
+    let n = (crate::flight::isolate() % u64::from(config.tally_shards.max(1))) as u32;
+    tally::report(env, n, report).await
 }

@@ -12,20 +12,26 @@ mod clock;
 mod config;
 mod dedup_load;
 mod dedup_shard;
+mod desk;
 mod door;
 mod entrants;
 mod error;
 mod events;
+mod flight;
 mod frontier;
 mod funnel;
 mod inits;
+mod location;
 mod objects;
 mod origin;
 mod queue;
 mod session;
 mod snapshot;
+mod tally;
 
 pub use dedup_shard::DedupShard;
+pub use desk::SaleDesk;
+pub use tally::FunnelTally;
 pub use frontier::QueueFrontier;
 
 use rushgate_core::ErrorCode;
@@ -63,7 +69,7 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
             .unwrap_or_else(EdgeError::into_response)
             .into()
     };
-    funnel::maybe_report(&ctx, &config, now_ms);
+    funnel::maybe_report(&ctx, &env, &config, now_ms);
     Ok(response)
 }
 
@@ -137,6 +143,7 @@ async fn route(
         (Method::Get, ["api", "events", id, "queue"]) => {
             queue::status(&req, env, config, event_id(id)?, now_ms).await
         }
+        (Method::Get, ["api", "edge", "isolate"]) => Ok(json(200, &clock::isolate())),
         (Method::Get, ["api", "edge", "dedup-load"]) => {
             dedup_load::report(&req, env, config, now_ms).await
         }

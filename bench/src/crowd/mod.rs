@@ -686,6 +686,8 @@ mod tests {
         let load = DedupLoad {
             shards: vec![shard(0, 30, 12), shard(1, 0, 0), shard(2, 10, 4)],
             frontier: None,
+            desk: None,
+            tallies: Vec::new(),
         };
         let summary = DedupSummary::of(&load);
         assert_eq!((summary.objects, summary.asks), (2, 40));

@@ -1,0 +1,234 @@
+//! This isolate's side of the sale's desk (`desk`): per tier its lease of
+//! units in flight, the origin's freshest word and the sold-out hold
+//! (`core::desk::Local`); per event the whole crowd's arrival rate as the desk
+//! last said it, and the opening draw's drawn share once the desk fixed it.
+//! What is kept here is a cache of what the desk decided, never a decision
+//! of its own: an attempt goes to the origin only within a lease.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use rushgate_core::api::EventView;
+use rushgate_core::desk::{Lease, LeaseAsk, Local, Room, Word};
+use rushgate_core::opening;
+use worker::Env;
+
+use crate::config::Config;
+use crate::desk;
+use crate::error::EdgeError;
+
+/// How long the event's arrival rate from the desk counts, ms; an isolate
+/// reports its own rate at least this often while it sees arrivals.
+const RATE_FRESH_MS: i64 = 1_000;
+
+#[derive(Default)]
+struct Event {
+    /// The desk's last word on the event's arrival rate, and when.
+    rate: Option<(f64, i64)>,
+    /// The opening draw's drawn share, once fixed.
+    share: Option<f64>,
+}
+
+thread_local! {
+    static TIERS: RefCell<HashMap<(i64, i64), Local>> = RefCell::new(HashMap::new());
+    static EVENTS: RefCell<HashMap<i64, Event>> = RefCell::new(HashMap::new());
+    /// This isolate's name at the desks.
+    static ISOLATE: u64 = u64::from_le_bytes(crate::clock::random());
+}
+
+/// This isolate's name at the desks and tallies.
+pub fn isolate() -> u64 {
+    ISOLATE.with(|i| *i)
+}
+
+/// The snapshot's word on a tier.
+pub fn snapshot_word(view: &EventView, tier_id: i64, fetched_ms: i64) -> Word {
+    Word {
+        remaining: view
+            .tiers
+            .iter()
+            .find(|t| t.id == tier_id)
+            .map_or(0, |t| t.remaining),
+        at_ms: fetched_ms,
+    }
+}
+
+/// Whether the tier is known to be sold out at `now_ms`.
+pub fn sold_out(event_id: i64, tier_id: i64, snapshot: Word, now_ms: i64) -> bool {
+    TIERS.with(|t| {
+        t.borrow()
+            .get(&(event_id, tier_id))
+            .copied()
+            .unwrap_or_default()
+            .sold_out(snapshot, now_ms)
+    })
+}
+
+/// Remembers what the origin said is left of a tier (an answer's
+/// `X-Rushgate-Remaining`).
+pub fn learn(event_id: i64, tier_id: i64, word: Word) {
+    TIERS.with(|t| t.borrow_mut().entry((event_id, tier_id)).or_default().learn(word));
+}
+
+/// Units of a tier this isolate has in flight to the origin within its lease;
+/// dropping it gives them back.
+pub struct InFlight {
+    key: (i64, i64),
+    units: i64,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        TIERS.with(|t| {
+            if let Some(local) = t.borrow_mut().get_mut(&self.key) {
+                local.slice.give_back(self.units);
+            }
+        });
+    }
+}
+
+/// An attempt for `quantity` units of a tier, admitted by its round: room for
+/// it in this isolate's lease, asking the desk when the lease is spent or
+/// old; `None` when there is none now (not admitted this time). `arrivals`
+/// is this isolate's recent rate, reported on the way.
+pub async fn room(
+    env: &Env,
+    event_id: i64,
+    tier_id: i64,
+    quantity: i64,
+    snapshot: Word,
+    arrivals_per_s: f64,
+    now_ms: i64,
+) -> Result<Option<InFlight>, EdgeError> {
+    let key = (event_id, tier_id);
+    let take = || {
+        TIERS.with(|t| {
+            let mut tiers = t.borrow_mut();
+            let local = tiers.entry(key).or_default();
+            let room = local.slice.take(quantity, now_ms);
+            // One request of the isolate asks for all of them.
+            let ask = room == Room::Ask && !local.asking;
+            if ask {
+                local.asking = true;
+            }
+            (room, ask, local.word(snapshot), local.slice.want(quantity))
+        })
+    };
+    let (room, ask, word, want) = take();
+    match room {
+        Room::Go => return Ok(Some(InFlight { key, units: quantity.max(1) })),
+        Room::Full => return Ok(None),
+        Room::Ask if !ask => return Ok(None),
+        Room::Ask => {}
+    }
+    let lease = ask_desk(env, event_id, tier_id, want, word, arrivals_per_s, now_ms).await;
+    TIERS.with(|t| {
+        let mut tiers = t.borrow_mut();
+        let local = tiers.entry(key).or_default();
+        local.asking = false;
+        if let Ok(lease) = &lease {
+            local.slice.renewed(lease);
+            if lease.remaining <= 0 {
+                local.learn(Word {
+                    remaining: 0,
+                    at_ms: now_ms,
+                });
+            }
+        }
+    });
+    lease?;
+    let (room, _, _, _) = take();
+    Ok((room == Room::Go).then(|| InFlight { key, units: quantity.max(1) }))
+}
+
+async fn ask_desk(
+    env: &Env,
+    event_id: i64,
+    tier_id: i64,
+    want: i64,
+    word: Word,
+    arrivals_per_s: f64,
+    now_ms: i64,
+) -> Result<Lease, EdgeError> {
+    let ask = LeaseAsk {
+        isolate: isolate(),
+        tier_id,
+        want,
+        word: Some(word),
+        arrivals_per_s,
+        now_ms,
+    };
+    let text = desk::ask(env, event_id, &desk::lease_url(&ask)).await?;
+    let lease = desk::parse_lease(&text).ok_or_else(EdgeError::origin_unavailable)?;
+    EVENTS.with(|e| {
+        e.borrow_mut().entry(event_id).or_default().rate = Some((lease.arrivals_per_s, now_ms));
+    });
+    Ok(lease)
+}
+
+/// The event's arrival rate for the automatic lottery: the desk's sum over
+/// the isolates while fresh; else this isolate's own rate (and it reports it:
+/// a lease ask for the units it holds).
+pub async fn event_rate(
+    env: &Env,
+    event_id: i64,
+    tier_id: i64,
+    snapshot: Word,
+    arrivals_per_s: f64,
+    now_ms: i64,
+) -> f64 {
+    let known = EVENTS.with(|e| e.borrow().get(&event_id).and_then(|ev| ev.rate));
+    if let Some((rate, at)) = known
+        && now_ms - at < RATE_FRESH_MS
+    {
+        return rate.max(arrivals_per_s);
+    }
+    let key = (event_id, tier_id);
+    let (asking, want, word) = TIERS.with(|t| {
+        let mut tiers = t.borrow_mut();
+        let local = tiers.entry(key).or_default();
+        let asking = local.asking;
+        local.asking = true;
+        (asking, local.slice.units.max(local.slice.in_flight), local.word(snapshot))
+    });
+    if asking {
+        return known.map_or(arrivals_per_s, |(r, _)| r.max(arrivals_per_s));
+    }
+    let lease = ask_desk(env, event_id, tier_id, want, word, arrivals_per_s, now_ms).await;
+    TIERS.with(|t| {
+        if let Some(local) = t.borrow_mut().get_mut(&key) {
+            local.asking = false;
+            if let Ok(lease) = &lease {
+                local.slice.renewed(lease);
+            }
+        }
+    });
+    match lease {
+        Ok(lease) => lease.arrivals_per_s.max(arrivals_per_s),
+        Err(_) => arrivals_per_s,
+    }
+}
+
+/// The opening draw's drawn share: 1.0 before the draw's end `ends_ms`; then
+/// the desk's, fixed once for the sale from every shard's entrants (and kept
+/// here after the first ask).
+pub async fn drawn_share(
+    env: &Env,
+    config: &Config,
+    view: &EventView,
+    now_ms: i64,
+    ends_ms: i64,
+) -> Result<f64, EdgeError> {
+    if now_ms < ends_ms {
+        return Ok(1.0);
+    }
+    if let Some(share) = EVENTS.with(|e| e.borrow().get(&view.id).and_then(|ev| ev.share)) {
+        return Ok(share);
+    }
+    let remaining = view.tiers.iter().map(|t| t.remaining).sum();
+    let url = desk::share_url(view.id, opening::drawn(remaining), config.dedup_shards);
+    let text = desk::ask(env, view.id, &url).await?;
+    let share: f64 = text.parse().map_err(|_| EdgeError::origin_unavailable())?;
+    EVENTS.with(|e| e.borrow_mut().entry(view.id).or_default().share = Some(share));
+    Ok(share)
+}
