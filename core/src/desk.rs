@@ -179,9 +179,15 @@ impl Slice {
         }
     }
 
-    /// An attempt's units came back (answered, or it failed).
+    /// An attempt's units came back: refused, or it failed.
     pub fn give_back(&mut self, quantity: i64) {
         self.in_flight = (self.in_flight - quantity.max(1)).max(0);
+    }
+
+    /// An attempt's units were sold: the lease is spent by as many.
+    pub fn sold(&mut self, quantity: i64) {
+        self.give_back(quantity);
+        self.units = (self.units - quantity.max(1)).max(0);
     }
 
     /// The desk's answer; the units in flight stay counted.
@@ -319,6 +325,18 @@ mod tests {
         assert_eq!(slice.take(1, 10), Room::Ask);
         slice.give_back(1);
         assert_eq!(slice.take(1, 10), Room::Go);
+        // Sold units spend the lease: they are not in it any more.
+        slice.sold(1);
+        slice.sold(1);
+        assert_eq!((slice.units, slice.in_flight), (0, 0));
+        assert_eq!(slice.take(1, 10), Room::Ask, "spent");
+        slice.renewed(&Lease {
+            units: 2,
+            expires_ms: 1_000,
+            remaining: 5,
+            arrivals_per_s: 0.0,
+            retry_at_ms: 0,
+        });
         assert_eq!(slice.take(1, 1_000), Room::Ask, "expired");
         slice.renewed(&Lease {
             units: 0,

@@ -192,7 +192,10 @@ pub async fn buy(
 
     funnel::bump(event_id, Step::Forwarded);
     let response = forward(&headers, config, path, user.user_id, body, now_s).await?;
-    drop(in_flight);
+    match in_flight {
+        Some(units) if response.status_code() == 202 => units.sold(),
+        other => drop(other),
+    }
     let remaining = response
         .headers()
         .get(header::REMAINING)?

@@ -71,10 +71,22 @@ pub fn learn(event_id: i64, tier_id: i64, word: Word) {
 }
 
 /// Units of a tier this isolate has in flight to the origin within its lease;
-/// dropping it gives them back.
+/// dropping it gives them back to the lease, [`InFlight::sold`] spends them.
 pub struct InFlight {
     key: (i64, i64),
     units: i64,
+}
+
+impl InFlight {
+    /// The origin held the units: the lease is spent by as many.
+    pub fn sold(self) {
+        TIERS.with(|t| {
+            if let Some(local) = t.borrow_mut().get_mut(&self.key) {
+                local.slice.sold(self.units);
+            }
+        });
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for InFlight {
