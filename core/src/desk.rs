@@ -97,7 +97,8 @@ impl Desk {
     /// tier.
     pub fn lease(&mut self, ask: &LeaseAsk) -> Lease {
         let now = ask.now_ms;
-        self.rates.insert(ask.isolate, (ask.arrivals_per_s.max(0.0), now));
+        self.rates
+            .insert(ask.isolate, (ask.arrivals_per_s.max(0.0), now));
         self.rates.retain(|_, (_, at)| now - *at < RATE_TTL_MS);
         let arrivals_per_s = self.rates.values().map(|(r, _)| r).sum();
         let asking = self.rates.len().max(1) as f64;
@@ -167,7 +168,8 @@ impl Slice {
         let valid = self.expires_ms > now_ms;
         // One attempt may always ask for more than the lease holds: the origin
         // answers it (as one attempt alone may ask for more than is left).
-        let fits = self.in_flight + quantity <= self.units || (self.in_flight == 0 && self.units > 0);
+        let fits =
+            self.in_flight + quantity <= self.units || (self.in_flight == 0 && self.units > 0);
         if valid && fits {
             self.in_flight += quantity;
             return Room::Go;
@@ -352,17 +354,49 @@ mod tests {
     #[test]
     fn an_isolate_holds_sold_out_for_a_while_after_the_origin_said_so() {
         let mut local = Local::default();
-        let snapshot = Word { remaining: 5, at_ms: 0 };
+        let snapshot = Word {
+            remaining: 5,
+            at_ms: 0,
+        };
         assert!(!local.sold_out(snapshot, 100));
-        local.learn(Word { remaining: 0, at_ms: 1_000 });
+        local.learn(Word {
+            remaining: 0,
+            at_ms: 1_000,
+        });
         assert!(local.sold_out(snapshot, 1_000));
         assert!(local.sold_out(snapshot, 1_000 + SOLD_OUT_HOLD_MS - 1));
         assert!(!local.sold_out(snapshot, 1_000 + SOLD_OUT_HOLD_MS));
-        assert!(local.sold_out(Word { remaining: 0, at_ms: 0 }, 99_000), "the snapshot says so");
+        assert!(
+            local.sold_out(
+                Word {
+                    remaining: 0,
+                    at_ms: 0
+                },
+                99_000
+            ),
+            "the snapshot says so"
+        );
         // An older word never replaces a newer one.
-        local.learn(Word { remaining: 7, at_ms: 500 });
-        assert_eq!(local.word(snapshot), Word { remaining: 0, at_ms: 1_000 });
-        assert_eq!(local.word(Word { remaining: 3, at_ms: 2_000 }).remaining, 3);
+        local.learn(Word {
+            remaining: 7,
+            at_ms: 500,
+        });
+        assert_eq!(
+            local.word(snapshot),
+            Word {
+                remaining: 0,
+                at_ms: 1_000
+            }
+        );
+        assert_eq!(
+            local
+                .word(Word {
+                    remaining: 3,
+                    at_ms: 2_000
+                })
+                .remaining,
+            3
+        );
     }
 
     proptest! {

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{Env, Headers, Method, web_sys};
+use worker::{Context, Env, Headers, Method, web_sys};
 
 use crate::clock;
 use crate::config::Config;
@@ -44,6 +44,7 @@ pub async fn buy(
     req: &web_sys::Request,
     path: &str,
     env: &Env,
+    ctx: &Context,
     config: &Rc<Config>,
     now_ms: i64,
 ) -> Result<web_sys::Response, EdgeError> {
@@ -172,7 +173,15 @@ pub async fn buy(
     let in_flight = match admission::admitted(p, u) {
         true if queued => Some(None),
         true => {
-            let room = flight::room(env, event_id, order.tier_id, order.quantity, word, here, now_ms);
+            let room = flight::room(
+                env,
+                event_id,
+                order.tier_id,
+                order.quantity,
+                word,
+                here,
+                now_ms,
+            );
             room.await?.map(Some)
         }
         false => None,
@@ -201,8 +210,15 @@ pub async fn buy(
         .get(header::REMAINING)?
         .and_then(|v| v.parse::<i64>().ok());
     if let Some(remaining) = remaining {
-        let at_ms = clock::now_ms();
-        flight::learn(event_id, order.tier_id, rushgate_core::desk::Word { remaining, at_ms });
+        let word = rushgate_core::desk::Word {
+            remaining,
+            at_ms: clock::now_ms(),
+        };
+        flight::learn(event_id, order.tier_id, word);
+        if !queued {
+            let env = env.clone();
+            ctx.wait_until(flight::tell_desk(env, event_id, order.tier_id, word, here));
+        }
     }
     Ok(response.into())
 }

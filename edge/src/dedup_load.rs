@@ -11,8 +11,8 @@ use worker::{Env, Request, Response};
 
 use crate::config::Config;
 use crate::dedup_shard::{self, LOAD_URL, parse_load};
-use crate::error::{EdgeError, json};
 use crate::desk;
+use crate::error::{EdgeError, json};
 use crate::frontier;
 use crate::session;
 use crate::tally;

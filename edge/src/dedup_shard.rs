@@ -82,7 +82,10 @@ fn answer(text: &str) -> Result<web_sys::Response> {
 /// An answer too long for a header (a histogram, a list of numbers): the body.
 fn answer_body(text: &str) -> Result<web_sys::Response> {
     let init = inits::make(None, &[(ANSWER, "body")])?;
-    Ok(web_sys::Response::new_with_opt_str_and_init(Some(text), &init)?)
+    Ok(web_sys::Response::new_with_opt_str_and_init(
+        Some(text),
+        &init,
+    )?)
 }
 
 /// A refused ask (a worker bug, never a user's doing).
@@ -528,7 +531,10 @@ impl DedupShard {
                     return refusal(400);
                 };
                 let draws = self.draws.borrow();
-                let numbers = draws.get(&event_id).into_iter().flat_map(|(e, _)| e.values().copied());
+                let numbers = draws
+                    .get(&event_id)
+                    .into_iter()
+                    .flat_map(|(e, _)| e.values().copied());
                 answer_body(&rushgate_core::opening::histogram(numbers))
             }
             "draw-bucket" => {
@@ -539,7 +545,10 @@ impl DedupShard {
                     return refusal(400);
                 };
                 let draws = self.draws.borrow();
-                let numbers = draws.get(&event_id).into_iter().flat_map(|(e, _)| e.values().copied());
+                let numbers = draws
+                    .get(&event_id)
+                    .into_iter()
+                    .flat_map(|(e, _)| e.values().copied());
                 answer_body(&rushgate_core::opening::in_bucket(numbers, bucket))
             }
             "session" => {

@@ -67,7 +67,12 @@ pub fn sold_out(event_id: i64, tier_id: i64, snapshot: Word, now_ms: i64) -> boo
 /// Remembers what the origin said is left of a tier (an answer's
 /// `X-Rushgate-Remaining`).
 pub fn learn(event_id: i64, tier_id: i64, word: Word) {
-    TIERS.with(|t| t.borrow_mut().entry((event_id, tier_id)).or_default().learn(word));
+    TIERS.with(|t| {
+        t.borrow_mut()
+            .entry((event_id, tier_id))
+            .or_default()
+            .learn(word)
+    });
 }
 
 /// Units of a tier this isolate has in flight to the origin within its lease;
@@ -128,7 +133,12 @@ pub async fn room(
     };
     let (room, ask, word, want) = take();
     match room {
-        Room::Go => return Ok(Some(InFlight { key, units: quantity.max(1) })),
+        Room::Go => {
+            return Ok(Some(InFlight {
+                key,
+                units: quantity.max(1),
+            }));
+        }
         Room::Full => return Ok(None),
         Room::Ask if !ask => return Ok(None),
         Room::Ask => {}
@@ -150,7 +160,10 @@ pub async fn room(
     });
     lease?;
     let (room, _, _, _) = take();
-    Ok((room == Room::Go).then(|| InFlight { key, units: quantity.max(1) }))
+    Ok((room == Room::Go).then(|| InFlight {
+        key,
+        units: quantity.max(1),
+    }))
 }
 
 async fn ask_desk(
@@ -178,6 +191,28 @@ async fn ask_desk(
     Ok(lease)
 }
 
+/// Tells the desk what the origin just said of a tier (after a reservation or
+/// a refusal), renewing this isolate's lease with what is left of it: the
+/// desk learns every sale as it happens, so it never leases out units that
+/// are gone.
+pub async fn tell_desk(env: Env, event_id: i64, tier_id: i64, word: Word, arrivals_per_s: f64) {
+    let key = (event_id, tier_id);
+    let want = TIERS.with(|t| {
+        t.borrow()
+            .get(&key)
+            .map_or(0, |local| local.slice.units.max(local.slice.in_flight))
+    });
+    let now_ms = crate::clock::now_ms();
+    match ask_desk(&env, event_id, tier_id, want, word, arrivals_per_s, now_ms).await {
+        Ok(lease) => TIERS.with(|t| {
+            if let Some(local) = t.borrow_mut().get_mut(&key) {
+                local.slice.renewed(&lease);
+            }
+        }),
+        Err(e) => worker::console_warn!("telling the desk failed: {:?}", e.0),
+    }
+}
+
 /// The event's arrival rate for the automatic lottery: the desk's sum over
 /// the isolates while fresh; else this isolate's own rate (and it reports it:
 /// a lease ask for the units it holds).
@@ -201,7 +236,11 @@ pub async fn event_rate(
         let local = tiers.entry(key).or_default();
         let asking = local.asking;
         local.asking = true;
-        (asking, local.slice.units.max(local.slice.in_flight), local.word(snapshot))
+        (
+            asking,
+            local.slice.units.max(local.slice.in_flight),
+            local.word(snapshot),
+        )
     });
     if asking {
         return known.map_or(arrivals_per_s, |(r, _)| r.max(arrivals_per_s));

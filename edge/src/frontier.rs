@@ -104,7 +104,10 @@ pub async fn read(
         && let Ok(view) = serde_json::from_slice::<FrontierView>(&found.body)
     {
         let view = Rc::new(view);
-        COPIES.with(|c| c.borrow_mut().insert(event_id, (view.clone(), found.fetched_ms)));
+        COPIES.with(|c| {
+            c.borrow_mut()
+                .insert(event_id, (view.clone(), found.fetched_ms))
+        });
         return Ok(view);
     }
     // An ask older than the wait went with a request that was cancelled.
@@ -149,7 +152,10 @@ async fn ask_for_copy(
         _ => return Err(EdgeError::origin_unavailable()),
     };
     let view = Rc::new(view);
-    COPIES.with(|c| c.borrow_mut().insert(event_id, (view.clone(), copy.fetched_ms)));
+    COPIES.with(|c| {
+        c.borrow_mut()
+            .insert(event_id, (view.clone(), copy.fetched_ms))
+    });
     Ok(view)
 }
 

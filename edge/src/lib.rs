@@ -31,8 +31,8 @@ mod tally;
 
 pub use dedup_shard::DedupShard;
 pub use desk::SaleDesk;
-pub use tally::FunnelTally;
 pub use frontier::QueueFrontier;
+pub use tally::FunnelTally;
 
 use rushgate_core::ErrorCode;
 use rushgate_core::api::ServerTime;
@@ -60,7 +60,7 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     // `/buy` works on the runtime's request and response; the rest on the
     // `worker` crate's.
     let response = if is_buy(&raw.method(), path) {
-        buy::buy(&raw, path, &env, &config, now_ms)
+        buy::buy(&raw, path, &env, &ctx, &config, now_ms)
             .await
             .unwrap_or_else(EdgeError::into_raw)
     } else {

@@ -83,7 +83,9 @@ pub async fn read(
     let mut copy = isolate_copy(key);
     if copy.as_ref().is_none_or(|c| now_ms - c.fetched_ms >= ttl)
         && let Some(found) = from_location(key).await
-        && copy.as_ref().is_none_or(|c| found.fetched_ms > c.fetched_ms)
+        && copy
+            .as_ref()
+            .is_none_or(|c| found.fetched_ms > c.fetched_ms)
     {
         store(key, &found);
         copy = Some(found);
@@ -182,7 +184,13 @@ pub async fn fetch_once(
     fetch: impl std::future::Future<Output = Result<(u16, Vec<u8>), EdgeError>>,
 ) -> Result<Copy, EdgeError> {
     let cache = Cache::default();
-    if cache.get(lock_key(key), false).await.ok().flatten().is_some() {
+    if cache
+        .get(lock_key(key), false)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {
         for _ in 0..LOCK_S * 1000 / LOOK_EVERY_MS {
             Delay::from(Duration::from_millis(LOOK_EVERY_MS)).await;
             if let Some(copy) = from_location(key).await
@@ -193,7 +201,11 @@ pub async fn fetch_once(
             }
         }
     } else {
-        let lock = stored(204, &[], &[("cache-control", format!("public, max-age={LOCK_S}"))]);
+        let lock = stored(
+            204,
+            &[],
+            &[("cache-control", format!("public, max-age={LOCK_S}"))],
+        );
         let _ = cache.put(lock_key(key), lock).await;
     }
     let (status, body) = fetch.await?;

@@ -31,7 +31,11 @@ thread_local! {
 
 /// When this isolate's view of the event was read (ms; 0 if never).
 pub fn fetched_ms(event_id: i64) -> i64 {
-    EVENTS.with(|e| e.borrow().get(&event_id).map_or(0, |entry| entry.fetched_ms))
+    EVENTS.with(|e| {
+        e.borrow()
+            .get(&event_id)
+            .map_or(0, |entry| entry.fetched_ms)
+    })
 }
 
 /// The public view of `event_id`, read through the location (`location`):

@@ -99,7 +99,10 @@ impl FunnelTally {
         } else {
             let now_ms = crate::clock::now_ms();
             self.load.set(self.load.get().count(now_ms));
-            let text = JsFuture::from(req.text()?).await?.as_string().unwrap_or_default();
+            let text = JsFuture::from(req.text()?)
+                .await?
+                .as_string()
+                .unwrap_or_default();
             match self.take(&text, now_ms).await {
                 Ok(()) => (204, String::new()),
                 Err(e) => (500, e.to_string()),
@@ -125,7 +128,8 @@ impl FunnelTally {
         if self.loaded.replace(true) {
             return Ok(());
         }
-        let pending: Option<Vec<EdgeReport>> = self.state.storage().get(PENDING).await.ok().flatten();
+        let pending: Option<Vec<EdgeReport>> =
+            self.state.storage().get(PENDING).await.ok().flatten();
         for report in pending.unwrap_or_default() {
             self.buffer.borrow_mut().put_back(report);
         }
@@ -136,7 +140,8 @@ impl FunnelTally {
         let report: EdgeReport = serde_json::from_str(text)?;
         self.restore().await?;
         self.buffer.borrow_mut().put_back(report);
-        let config = crate::config::load(&self.env).map_err(|e| worker::Error::RustError(e.0.message))?;
+        let config =
+            crate::config::load(&self.env).map_err(|e| worker::Error::RustError(e.0.message))?;
         if now_ms - self.last_sent_ms.get() >= config.report_every_ms as i64 {
             self.send(now_ms).await?;
         } else {
@@ -151,7 +156,8 @@ impl FunnelTally {
             return Ok(());
         }
         self.last_sent_ms.set(now_ms);
-        let config = crate::config::load(&self.env).map_err(|e| worker::Error::RustError(e.0.message))?;
+        let config =
+            crate::config::load(&self.env).map_err(|e| worker::Error::RustError(e.0.message))?;
         let mut delivered = true;
         for _ in 0..MAX_REPORTS_PER_TURN {
             let Some(report) = self.buffer.borrow_mut().take() else {

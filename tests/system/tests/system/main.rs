@@ -11,6 +11,7 @@ mod counts;
 mod crowd;
 mod door;
 mod edge;
+mod isolates;
 mod launcher;
 mod opening;
 mod presale;
