@@ -192,6 +192,64 @@ pub fn draw_bucket_url(event_id: i64, bucket: usize) -> String {
     format!("https://dedup.internal/draw-bucket?e={event_id}&b={bucket}")
 }
 
+/// `/pre-histogram?e=<event>&o=<opens ms>&s=<seed hex>`: how many of the
+/// shard's pre-queue entrants' draw numbers (from the queue's seed) fall in
+/// each part of number space.
+pub fn pre_histogram_url(event_id: i64, opens_at_ms: i64, seed_hex: &str) -> String {
+    format!("https://dedup.internal/pre-histogram?e={event_id}&o={opens_at_ms}&s={seed_hex}")
+}
+
+/// `/pre-bucket?…&b=<part>`: the pre-queue entrants' numbers in one part.
+pub fn pre_bucket_url(event_id: i64, opens_at_ms: i64, seed_hex: &str, bucket: usize) -> String {
+    format!("{}&b={bucket}", pre_histogram_url(event_id, opens_at_ms, seed_hex).replace("pre-histogram", "pre-bucket"))
+}
+
+/// Asks every shard `url` at once; their answers.
+pub async fn every_shard(env: &Env, shards: u32, url: &str) -> Result<Vec<String>> {
+    use worker::js_sys::{Array, Promise};
+    let asks = Array::new();
+    for shard in 0..shards {
+        let (env, url) = (env.clone(), url.to_owned());
+        let ask = async move {
+            ask_at(&env, shard, &url)
+                .await
+                .map(|text| JsValue::from_str(&text))
+                .map_err(|e| JsValue::from_str(&e.to_string()))
+        };
+        asks.push(&worker::wasm_bindgen_futures::future_to_promise(ask));
+    }
+    let answers = Array::from(&JsFuture::from(Promise::all(&asks)).await?);
+    Ok(answers.iter().filter_map(|a| a.as_string()).collect())
+}
+
+/// The `k`-th lowest (from 0) of the numbers every shard holds for some list
+/// (`histogram_url`, then `bucket_url` of the part it lies in): the share of
+/// number space below which exactly `k` of them lie; 1.0 when there are no
+/// more than `k`. Two rounds of asks, whatever the count
+/// (`core::opening::BUCKETS`).
+pub async fn kth_number(
+    env: &Env,
+    shards: u32,
+    histogram_url: &str,
+    bucket_url: impl Fn(usize) -> String,
+    k: usize,
+) -> Result<f64> {
+    use rushgate_core::opening;
+    let mut total = vec![0u64; opening::BUCKETS];
+    for text in every_shard(env, shards, histogram_url).await? {
+        opening::add_histogram(&mut total, &text);
+    }
+    let Some((bucket, below)) = opening::bucket_of_kth(&total, k) else {
+        return Ok(1.0);
+    };
+    let mut numbers: Vec<f64> = every_shard(env, shards, &bucket_url(bucket))
+        .await?
+        .iter()
+        .flat_map(|text| opening::parse_numbers(text))
+        .collect();
+    Ok(opening::kth(&mut numbers, k - below))
+}
+
 /// How long a shard keeps an opening draw's entrants, ms.
 const DRAW_KEPT_MS: i64 = 3_600_000;
 
@@ -526,6 +584,25 @@ impl DedupShard {
                 }
                 None => refusal(400),
             },
+            "pre-histogram" | "pre-bucket" => {
+                let (Some(event_id), Some(opens_at_ms), Some(seed)) = (
+                    field(url, "e").and_then(|e| e.parse::<i64>().ok()),
+                    field(url, "o").and_then(|o| o.parse::<i64>().ok()),
+                    field(url, "s").and_then(|s| {
+                        let mut seed = [0u8; rushgate_core::draw::SEED_LEN];
+                        hex::decode_to_slice(s, &mut seed).ok().map(|()| seed)
+                    }),
+                ) else {
+                    return refusal(400);
+                };
+                let numbers =
+                    Book::pre_numbers(&self.entrants, &self.state, event_id, opens_at_ms, &seed)
+                        .await?;
+                match field(url, "b").and_then(|b| b.parse::<usize>().ok()) {
+                    Some(bucket) => answer_body(&rushgate_core::opening::in_bucket(numbers, bucket)),
+                    None => answer_body(&rushgate_core::opening::histogram(numbers)),
+                }
+            }
             "draw-histogram" => {
                 let Some(event_id) = field(url, "e").and_then(|e| e.parse::<i64>().ok()) else {
                     return refusal(400);

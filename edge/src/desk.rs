@@ -10,9 +10,7 @@
 use std::cell::{Cell, RefCell};
 
 use rushgate_core::desk::{Desk, Lease, LeaseAsk, Word};
-use rushgate_core::opening;
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::js_sys::{Array, Promise};
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::DurableObjectState;
@@ -188,24 +186,14 @@ impl SaleDesk {
             self.share.set(Some(share));
             return Ok(share);
         }
-        let url = dedup_shard::draw_histogram_url(event_id);
-        let histograms = every_shard(&self.env, shards, &url).await?;
-        let mut total = vec![0u64; opening::BUCKETS];
-        for text in &histograms {
-            opening::add_histogram(&mut total, text);
-        }
-        let share = match opening::bucket_of_kth(&total, drawn) {
-            None => 1.0,
-            Some((bucket, below)) => {
-                let url = dedup_shard::draw_bucket_url(event_id, bucket);
-                let mut numbers: Vec<f64> = every_shard(&self.env, shards, &url)
-                    .await?
-                    .iter()
-                    .flat_map(|text| opening::parse_numbers(text))
-                    .collect();
-                opening::kth(&mut numbers, drawn - below)
-            }
-        };
+        let share = dedup_shard::kth_number(
+            &self.env,
+            shards,
+            &dedup_shard::draw_histogram_url(event_id),
+            |bucket| dedup_shard::draw_bucket_url(event_id, bucket),
+            drawn,
+        )
+        .await?;
         // Another ask may have fixed it meanwhile: the first one stored wins.
         if let Some(stored) = self.state.storage().get::<f64>(SHARE).await.ok().flatten() {
             self.share.set(Some(stored));
@@ -215,23 +203,6 @@ impl SaleDesk {
         self.share.set(Some(share));
         Ok(share)
     }
-}
-
-/// Asks every user shard `url` at once; their answers.
-async fn every_shard(env: &Env, shards: u32, url: &str) -> Result<Vec<String>> {
-    let asks = Array::new();
-    for shard in 0..shards {
-        let (env, url) = (env.clone(), url.to_owned());
-        let ask = async move {
-            dedup_shard::ask_at(&env, shard, &url)
-                .await
-                .map(|text| JsValue::from_str(&text))
-                .map_err(|e| JsValue::from_str(&e.to_string()))
-        };
-        asks.push(&worker::wasm_bindgen_futures::future_to_promise(ask));
-    }
-    let answers = Array::from(&JsFuture::from(Promise::all(&asks)).await?);
-    Ok(answers.iter().filter_map(|a| a.as_string()).collect())
 }
 
 #[cfg(test)]

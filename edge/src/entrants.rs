@@ -199,6 +199,28 @@ impl Book {
         Ok(format!("{joined_ms} {late_ahead}"))
     }
 
+    /// The draw numbers (from the queue's `seed`) of the event's pre-queue
+    /// entrants in this shard.
+    pub async fn pre_numbers(
+        book: &RefCell<Self>,
+        state: &State,
+        event_id: i64,
+        opens_at_ms: i64,
+        seed: &rushgate_core::draw::Seed,
+    ) -> Result<Vec<f64>> {
+        Self::load(book, state, event_id, opens_at_ms).await?;
+        let b = book.borrow();
+        Ok(b.events.get(&event_id).map_or_else(Vec::new, |e| {
+            e.joined
+                .iter()
+                .filter(|(_, joined)| **joined < opens_at_ms)
+                .map(|(user, _)| {
+                    rushgate_core::queue::fraction(&rushgate_core::draw::number_bytes(seed, *user))
+                })
+                .collect()
+        }))
+    }
+
     /// The event's counts, after sending the joins the origin has not had.
     pub async fn counts(
         book: &RefCell<Self>,

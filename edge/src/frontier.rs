@@ -345,13 +345,32 @@ impl QueueFrontier {
             self.controller.borrow_mut().get_or_insert(controller);
         }
         let (pre, late) = counts(&self.env, config, &feed, event_id).await?;
-        let report = {
+        let target = {
             let mut controller = self.controller.borrow_mut();
             let Some(c) = controller.as_mut() else {
                 return Ok(());
             };
             c.step(&feed, pre, late, now_ms);
-            c.report()
+            c.pre_target()
+        };
+        // Exactly as many pre-queue entrants as the step admitted: the
+        // frontier at the number of the next one, from every shard's.
+        if let Some(k) = target {
+            let drawn = dedup_shard::kth_number(
+                &self.env,
+                config.dedup_shards,
+                &dedup_shard::pre_histogram_url(event_id, feed.opens_at_ms, &feed.seed),
+                |bucket| dedup_shard::pre_bucket_url(event_id, feed.opens_at_ms, &feed.seed, bucket),
+                k as usize,
+            )
+            .await?;
+            if let Some(c) = self.controller.borrow_mut().as_mut() {
+                c.set_drawn(drawn);
+            }
+        }
+        let report = match self.controller.borrow().as_ref() {
+            Some(c) => c.report(),
+            None => return Ok(()),
         };
         let last_step_in_ms = feed.closes_at_ms + LAST_STEP_AFTER_CLOSE_MS - now_ms;
         *self.feed.borrow_mut() = Some(feed);

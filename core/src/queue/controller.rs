@@ -1,7 +1,11 @@
 //! The frontier's controller: the state the event's frontier object keeps (and
 //! stores after every step), and the step itself — at most one a second, from
 //! the origin's feed (units left, buyers so far) and the entrant counts of the
-//! user shards. Each step admits what [`Flow::to_admit`] says, in queue order.
+//! user shards. Each step admits what [`Flow::to_admit`] says, in queue order:
+//! through the pre-queue first, exactly — the step names how many of its
+//! entrants are in ([`Controller::pre_target`]) and the object sets the
+//! frontier at the number of the next one, which the user shards' entrants
+//! give ([`Controller::set_drawn`]) — then through the late joiners.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +36,13 @@ pub struct Controller {
     pub admitted_per_s: f64,
     pub pre_entrants: u64,
     pub late_entrants: u64,
+    /// Pre-queue entrants admitted so far, exactly.
+    #[serde(default)]
+    pub pre_admitted: u64,
+    /// The pre-queue entrants the last step admitted up to, while the
+    /// frontier waits to be set at the next one's number.
+    #[serde(default)]
+    pre_target: Option<u64>,
     steps: Vec<Step>,
     samples: Vec<Sample>,
     flow: Flow,
@@ -47,6 +58,8 @@ impl Controller {
             admitted_per_s: 0.0,
             pre_entrants: 0,
             late_entrants: 0,
+            pre_admitted: 0,
+            pre_target: None,
             steps: vec![Step {
                 at_ms: opens_at_ms,
                 frontier,
@@ -133,6 +146,13 @@ impl Controller {
             self.frontier = self
                 .frontier
                 .advance(admit, self.pre_entrants, late_per_s, now_ms);
+            let into_pre = admit.min(self.pre_entrants.saturating_sub(self.pre_admitted));
+            if into_pre > 0 && self.frontier.drawn < 1.0 {
+                self.pre_admitted += into_pre;
+                self.pre_target = Some(self.pre_admitted);
+            } else {
+                self.pre_admitted = self.pre_entrants.min(self.pre_admitted + into_pre);
+            }
             if self.frontier.drawn >= 1.0 && late_waiting <= admit {
                 // Everyone who has joined is in.
                 self.frontier.late_until_ms = self.frontier.late_until_ms.max(now_ms);
@@ -155,6 +175,31 @@ impl Controller {
             buyers: feed.buyers,
         });
         self.forget(now_ms - window_ms - KEEP_EXTRA_MS);
+    }
+
+    /// How many pre-queue entrants the frontier must have passed after the
+    /// last step, if it is to be set exactly: the object then sets it at the
+    /// number of the next entrant ([`Controller::set_drawn`]).
+    pub fn pre_target(&self) -> Option<u64> {
+        self.pre_target
+    }
+
+    /// Sets the frontier at `drawn`, the number of the pre-queue entrant after
+    /// the `pre_target`-th lowest (1.0 when there is none): exactly that many
+    /// are admitted. Never backwards.
+    pub fn set_drawn(&mut self, drawn: f64) {
+        self.pre_target = None;
+        let drawn = drawn.clamp(0.0, 1.0);
+        let exact = Frontier {
+            drawn,
+            ..self.frontier
+        };
+        if let Some(last) = self.steps.last_mut()
+            && last.frontier == self.frontier
+        {
+            last.frontier = exact;
+        }
+        self.frontier = exact;
     }
 
     /// Drops steps and samples older than `cutoff`, keeping the last one before it.
@@ -217,29 +262,51 @@ mod tests {
     }
 
     #[test]
-    fn nothing_moves_before_the_opening_then_the_stock_and_a_margin_go_in() {
+    fn nothing_moves_before_the_opening_then_one_per_unit_goes_in() {
         let mut c = Controller::new(OPENS);
         c.step(&feed(100, 0), 1_000, 0, OPENS - 1);
         assert_eq!(c.admitted, 0);
         assert_eq!(c.frontier, Frontier::new(OPENS));
         assert!(!c.due(OPENS - 1 + 999));
         c.step(&feed(100, 0), 1_000, 0, OPENS + 1);
-        assert_eq!(c.admitted, 120);
-        assert!((c.frontier.drawn - 0.12).abs() < 1e-9);
-        // Those in their window are counted: nothing more while nobody buys.
+        assert_eq!(c.admitted, 100);
+        assert!((c.frontier.drawn - 0.1).abs() < 1e-9, "the estimate, until set");
+        // The object sets the frontier at the 101st number: exactly 100 below.
+        assert_eq!(c.pre_target(), Some(100));
+        c.set_drawn(0.098);
+        assert_eq!(c.pre_target(), None);
+        assert_eq!(c.frontier.drawn, 0.098);
+        // Those in their window hold their units: nothing more while nobody buys.
         c.step(&feed(100, 0), 1_000, 0, OPENS + 1_001);
-        assert_eq!(c.admitted, 120);
-        // 60 bought; the other 60 still hold more room than the 40 left.
+        assert_eq!(c.admitted, 100);
+        assert_eq!(c.pre_target(), None);
+        // 60 bought; the other 40 still hold the 40 left.
         c.step(&feed(40, 60), 1_000, 0, OPENS + 2_001);
-        assert_eq!(c.admitted, 120);
-        // Their windows over, the loop learns that about half buy.
+        assert_eq!(c.admitted, 100);
+        // Their windows over, the 40 units nobody holds go to the next 40.
         c.step(&feed(40, 60), 1_000, 0, OPENS + 130_001);
-        let more = c.admitted - 120;
-        assert!((80..=90).contains(&more), "{more}");
+        assert_eq!(c.admitted, 140);
+        assert_eq!(c.pre_target(), Some(140));
+        c.set_drawn(0.139);
         let view = c.view(&feed(40, 60));
         assert_eq!(view.steps.len(), 3);
-        assert_eq!(view.admitted, 120 + more);
+        assert_eq!(view.frontier.drawn, 0.139);
+        assert_eq!(view.steps.last().unwrap().frontier.drawn, 0.139);
+        assert_eq!(view.admitted, 140);
         assert!(view.admitted_per_s > 0.0);
+    }
+
+    #[test]
+    fn a_small_stock_admits_no_more_than_its_units() {
+        // 200 in the pre-queue for 20 units: 20 in, and nobody more while
+        // their windows run, bought or not.
+        let mut c = Controller::new(OPENS);
+        c.step(&feed(20, 0), 200, 0, OPENS);
+        assert_eq!(c.admitted, 20);
+        for (at, remaining, buyers) in [(1_000, 20, 0), (30_000, 5, 15), (60_000, 0, 20)] {
+            c.step(&feed(remaining, buyers), 200, 0, OPENS + at);
+            assert_eq!(c.admitted, 20, "at {at}");
+        }
     }
 
     #[test]

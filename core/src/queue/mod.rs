@@ -121,25 +121,12 @@ pub struct Flow {
     pub units_per_buyer: f64,
 }
 
-/// The share of admitted users who buy, before any has had the chance: the
-/// loop starts by admitting as many as there are units (and a margin for the
-/// count's error, [`MARGIN_SIGMAS`]) — so an admitted user has a unit waiting
-/// for their window however often they poll — and admits more as windows pass
-/// without a purchase.
+/// The share of admitted users who buy, before any has had the chance, in
+/// the odds a waiting user is shown ([`Flow::chance`]).
 pub const PRIOR_CONVERSION: f64 = 1.0;
 
 /// How many admitted users it takes to learn the conversion on its own.
 const PRIOR_WEIGHT: f64 = 20.0;
-
-/// The frontier counts the pre-queue's admitted users from the draw's share
-/// (numbers are uniform), so the true count is off by about its square root;
-/// it admits this many standard deviations more, so that a shortfall does not
-/// leave units waiting out a whole window.
-const MARGIN_SIGMAS: f64 = 2.0;
-
-/// Admitted users never exceed this many times the units left, whatever the
-/// conversion says (a crowd of no-shows cannot open the gates wide).
-const MAX_ADMITTED_PER_UNIT: f64 = 10.0;
 
 impl Flow {
     /// The observed conversion, pulled towards the prior while few were admitted.
@@ -156,20 +143,19 @@ impl Flow {
         }
     }
 
-    /// How many more users to admit now: enough that the users holding a
-    /// window plus the new ones are expected to want the units left that are
-    /// not already on their way — and none while nothing is left.
+    /// How many more users to admit now: one for every unit left that no
+    /// admitted user holds yet — an admitted user holds a unit through their
+    /// window, whether they buy or not — and none while nothing is left. So
+    /// nobody is admitted to a unit someone ahead of them may still take: the
+    /// buying order is the queue's (the frontier counts the admitted exactly:
+    /// `controller`).
     pub fn to_admit(&self) -> u64 {
         let free = self.remaining - self.in_flight.max(0);
         if self.remaining <= 0 || free <= 0 {
             return 0;
         }
-        let per_admitted = self.conversion() * self.units_per_buyer();
-        let wanted = (free as f64 / per_admitted).ceil();
-        let wanted = wanted + (MARGIN_SIGMAS * wanted.sqrt()).ceil();
-        let cap = (free as f64 * MAX_ADMITTED_PER_UNIT).ceil();
-        let target = wanted.min(cap);
-        (target - self.holding_window as f64).max(0.0) as u64
+        let users = (free as f64 / self.units_per_buyer()).floor() as u64;
+        users.saturating_sub(self.holding_window)
     }
 
     /// The chance that a user with `ahead` people before them gets a unit:
@@ -280,26 +266,27 @@ mod tests {
     }
 
     #[test]
-    fn the_loop_starts_at_the_stock_and_follows_conversion() {
-        // The stock, and two standard deviations of the count's error.
-        assert_eq!(flow(100).to_admit(), 120);
-        let keen = Flow {
-            admitted: 1_000,
-            converted: 900,
-            ..flow(100)
-        };
-        assert!(keen.to_admit() < 140, "{}", keen.to_admit());
+    fn the_loop_admits_one_per_unit_nobody_holds() {
+        assert_eq!(flow(100).to_admit(), 100);
+        // However few buy, no more than the units.
         let idle = Flow {
             admitted: 1_000,
             converted: 50,
             ..flow(100)
         };
-        assert_eq!(idle.to_admit(), 1_000, "capped at ten per unit");
+        assert_eq!(idle.to_admit(), 100);
+        // Those in their window hold theirs.
         let waiting = Flow {
             holding_window: 60,
             ..flow(100)
         };
-        assert_eq!(waiting.to_admit(), 60);
+        assert_eq!(waiting.to_admit(), 40);
+        let bigger_orders = Flow {
+            units_per_buyer: 2.0,
+            ..flow(9)
+        };
+        assert_eq!(bigger_orders.to_admit(), 4);
+        assert_eq!(flow(0).to_admit(), 0);
     }
 
     #[test]
