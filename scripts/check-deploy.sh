@@ -36,8 +36,15 @@ grep -q 'env.QUEUE (QueueFrontier) *Durable Object' "$log" || fail "no QueueFron
 grep -q 'env.DESK (SaleDesk) *Durable Object' "$log" || fail "no SaleDesk binding"
 grep -q 'env.TALLY (FunnelTally) *Durable Object' "$log" || fail "no FunnelTally binding"
 grep -Eq 'env.ORIGIN_URL \("https://' "$log" || fail "the production origin is not https"
-for var in ORIGIN_URLS EVENT_CACHE_TTL_S EVENT_CACHE_SWR_S DEDUP_SHARDS REPORT_EVERY_MS PURCHASE_URL_TTL_S TRUST_CF_CONNECTING_IP TALLY_SHARDS; do
+for var in ORIGIN_URLS EVENT_CACHE_TTL_S EVENT_CACHE_SWR_S DEDUP_SHARDS REPORT_EVERY_MS PURCHASE_URL_TTL_S TRUST_CF_CONNECTING_IP TALLY_SHARDS EXPECTED_PEAK_PER_S; do
   grep -q "env.$var " "$log" || fail "var $var is not set in production"
 done
 grep -q 'Read [0-9]* files from the assets directory' "$log" || fail "the static pages are not uploaded"
+# Enough dedup shards for the expected peak: ⌈peak × 1.2 × 1.5 / 500⌉
+# (core::dedup::shards_needed), so no shard needs more than 500 requests a second.
+var() { sed -n "s/.*env\.$1 (\"\([0-9]*\)\").*/\1/p" "$log" | head -n1; }
+shards=$(var DEDUP_SHARDS); peak=$(var EXPECTED_PEAK_PER_S)
+[ -n "$shards" ] && [ -n "$peak" ] || fail "DEDUP_SHARDS and EXPECTED_PEAK_PER_S must be numbers"
+needed=$(( (peak * 18 + 4999) / 5000 ))
+[ "$shards" -ge "$needed" ] || fail "DEDUP_SHARDS=$shards is too few for EXPECTED_PEAK_PER_S=$peak: at least $needed"
 echo "deploy bundle: $(basename "$module") + $(basename "$wasm"), $gzipped bytes gzipped; bindings and assets as configured"

@@ -40,9 +40,12 @@ export RUSHGATE_LOG=warn
 stack_up() {
   local out="$work/stack-$RANDOM.json"
   # The crowd stands in for Cloudflare's clients: the edge takes their
-  # CF-Connecting-IP as their address.
+  # CF-Connecting-IP as their address. RUSHGATE_BENCH_ISOLATES (default 1)
+  # runs the edge in that many isolates, RUSHGATE_BENCH_SPREAD (spray or
+  # affinity) says how requests are spread over them.
   setsid "$target/rushgate-dev" up $release --pg-base "$RUSHGATE_PG_BASE" \
-    --edge-var TRUST_CF_CONNECTING_IP=true "$@" \
+    --edge-var TRUST_CF_CONNECTING_IP=true \
+    --isolates "${RUSHGATE_BENCH_ISOLATES:-1}" --spread "${RUSHGATE_BENCH_SPREAD:-spray}" "$@" \
     > "$out" 2> "$out.log" &
   stack_pid=$!
   pids+=("$stack_pid")

@@ -143,6 +143,27 @@ pub struct SessionRef {
     pub generation: u32,
 }
 
+/// Requests a second one Durable Object is kept under (Cloudflare's objects
+/// take about 1,000 before they queue).
+pub const TARGET_PER_OBJECT_S: f64 = 500.0;
+
+/// Shard asks per purchase attempt at the peak: the gate, plus a share of
+/// session checks, door counts and queue joins.
+pub const ASKS_PER_ATTEMPT: f64 = 1.2;
+
+/// How far the busiest shard runs above the mean (users hash unevenly; the
+/// crowd simulator measures 1.3–2.0 at a few dozen asks per shard).
+pub const IMBALANCE: f64 = 1.5;
+
+/// The dedup shards a deployment needs for `peak_per_s` purchase attempts a
+/// second at the edge, all locations together: `⌈peak × 1.2 × 1.5 / 500⌉`,
+/// so that the busiest shard stays under [`TARGET_PER_OBJECT_S`].
+pub fn shards_needed(peak_per_s: f64) -> u32 {
+    (peak_per_s.max(0.0) * ASKS_PER_ATTEMPT * IMBALANCE / TARGET_PER_OBJECT_S)
+        .ceil()
+        .max(1.0) as u32
+}
+
 /// Which of `shards` owns a user.
 pub fn shard_of(user_id: i64, shards: u32) -> u32 {
     crate::bucket::for_user(0x5eed, user_id, shards.max(1))
@@ -259,6 +280,15 @@ mod tests {
             shard.first_attempt(2, 1, 30, 12_000),
             Gate::Duplicate { .. }
         ));
+    }
+
+    #[test]
+    fn the_shard_count_follows_the_peak() {
+        assert_eq!(shards_needed(0.0), 1);
+        assert_eq!(shards_needed(10_000.0), 36);
+        assert_eq!(shards_needed(50_000.0), 180);
+        assert!(shards_needed(70_000.0) <= 256);
+        assert!(shards_needed(100_000.0) > 256);
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //!   are to win, however many isolates there are. A lease lasts
 //!   [`LEASE_MS`] (renewed while used): an isolate that stops answering holds
 //!   nothing for longer, and the origin has the last word on every attempt.
+//! - **What the desk counts stays true under reordering.** Units an isolate
+//!   has sent stay in its lease until their answers come back; answers to an
+//!   isolate's asks are numbered, so a late one never replaces a newer one;
+//!   units sold while an ask was on its way are taken off the lease it
+//!   brings back; and of two words on what is left, a higher count replaces
+//!   a lower one only a while later ([`RISE_AFTER_MS`]).
 //! - **The crowd's arrival rate** is the sum of what each isolate saw lately,
 //!   so the automatic lottery aims at the event's crowd, not an isolate's.
 //! - **The desk paces its own load**: an isolate whose lease came back empty
@@ -38,12 +44,27 @@ pub struct Word {
     pub at_ms: i64,
 }
 
+/// How much newer a word saying more is left must be to replace one saying
+/// less, ms. Stock only falls during a sale but for units given back, while
+/// answers reach the edge out of order: a reservation's answer can arrive
+/// after a later one's, with a higher count. Within this span the lower
+/// count holds.
+pub const RISE_AFTER_MS: i64 = 1_000;
+
 impl Word {
-    /// The fresher of two words.
+    /// What two words say together: the newer, unless it says more is left
+    /// than a word less than [`RISE_AFTER_MS`] older — then that one.
     pub fn fresher(self, other: Option<Word>) -> Word {
-        match other {
-            Some(o) if o.at_ms > self.at_ms => o,
-            _ => self,
+        let Some(other) = other else { return self };
+        let (old, new) = if other.at_ms > self.at_ms {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        if new.remaining <= old.remaining || new.at_ms - old.at_ms >= RISE_AFTER_MS {
+            new
+        } else {
+            old
         }
     }
 }
@@ -56,6 +77,9 @@ pub struct LeaseAsk {
     pub tier_id: i64,
     /// Units it would like to hold.
     pub want: i64,
+    /// Of those, units it has sent the origin already: they stay leased
+    /// whatever is left, until the origin has answered them.
+    pub in_flight: i64,
     /// The freshest word it has (an origin answer, or its snapshot's).
     pub word: Option<Word>,
     /// Purchase attempts a second it saw lately.
@@ -75,6 +99,9 @@ pub struct Lease {
     pub arrivals_per_s: f64,
     /// With no units: when to ask again (ms).
     pub retry_at_ms: i64,
+    /// The desk's number for this answer, greater than every earlier one's:
+    /// answers can reach an isolate out of order, and only the latest holds.
+    pub granted: i64,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +115,9 @@ struct Tier {
 #[derive(Debug, Default)]
 pub struct Desk {
     tiers: HashMap<i64, Tier>,
+    /// The last answer's number: after a restart it starts again from the
+    /// clock (µs), above any number given out before.
+    granted: i64,
     /// Isolate → (arrivals per s, reported at ms).
     rates: HashMap<u64, (f64, i64)>,
 }
@@ -110,7 +140,8 @@ impl Desk {
         tier.leases.remove(&ask.isolate);
         let remaining = tier.word.map_or(0, |w| w.remaining.max(0));
         let held: i64 = tier.leases.values().map(|(units, _)| units).sum();
-        let units = ask.want.max(0).min(remaining - held).max(0);
+        let sent = ask.in_flight.clamp(0, ask.want.max(0));
+        let units = ask.want.max(0).min(remaining - held).max(sent);
         let expires_ms = now + LEASE_MS;
         if units > 0 {
             tier.leases.insert(ask.isolate, (units, expires_ms));
@@ -118,12 +149,14 @@ impl Desk {
         // Spread the empty-handed isolates' asks so that together they stay
         // under the target.
         let retry_ms = ((asking / TARGET_ASKS_PER_S) * 1000.0) as i64;
+        self.granted = (self.granted + 1).max(now.saturating_mul(1000));
         Lease {
             units,
             expires_ms,
             remaining,
             arrivals_per_s,
             retry_at_ms: now + retry_ms.max(MIN_RETRY_MS),
+            granted: self.granted,
         }
     }
 
@@ -147,6 +180,21 @@ pub struct Slice {
     pub in_flight: i64,
     /// Not before this instant ask the desk again (ms).
     pub ask_after_ms: i64,
+    /// The number of the desk's answer the lease is from.
+    pub granted: i64,
+    /// Units sold from the slice's leases so far.
+    pub sold_total: i64,
+}
+
+/// An ask on its way to the desk, as the slice was when it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    /// Units asked for (0: a report).
+    pub want: i64,
+    /// Of those, units in flight.
+    pub in_flight: i64,
+    /// The slice's units sold so far.
+    pub sold_total: i64,
 }
 
 /// What a slice lets an attempt for `quantity` units do.
@@ -190,23 +238,37 @@ impl Slice {
     pub fn sold(&mut self, quantity: i64) {
         self.give_back(quantity);
         self.units = (self.units - quantity.max(1)).max(0);
+        self.sold_total += quantity.max(1);
     }
 
-    /// The desk's answer; the units in flight stay counted.
-    pub fn renewed(&mut self, lease: &Lease) {
-        self.units = lease.units;
+    /// An ask for `want` units, sent now.
+    pub fn ask(&self, want: i64) -> Asked {
+        Asked {
+            want,
+            in_flight: self.in_flight,
+            sold_total: self.sold_total,
+        }
+    }
+
+    /// The desk's answer to `asked`; the units in flight stay counted. The
+    /// desk leased the units that were in flight when the ask left: those
+    /// sold since are spent. Turned away empty-handed, the isolate waits
+    /// until the desk said; an ask for nothing (a report) never makes it
+    /// wait. An answer older than the one the slice holds changes nothing.
+    pub fn renewed(&mut self, lease: &Lease, asked: Asked) {
+        // An answer overtaken by a later one (the desk replaced this lease
+        // since) is stale.
+        if lease.granted <= self.granted {
+            return;
+        }
+        self.granted = lease.granted;
+        self.units = (lease.units - (self.sold_total - asked.sold_total)).max(0);
         self.expires_ms = lease.expires_ms;
-        self.ask_after_ms = if lease.units > 0 {
+        self.ask_after_ms = if lease.units > 0 || asked.want <= 0 {
             0
         } else {
             lease.retry_at_ms
         };
-    }
-
-    /// How many units to ask for: what is in flight, this attempt, and as
-    /// many again, so a busy isolate asks seldom.
-    pub fn want(&self, quantity: i64) -> i64 {
-        2 * (self.in_flight + quantity.max(1))
     }
 }
 
@@ -222,6 +284,8 @@ pub struct Local {
     pub slice: Slice,
     pub word: Option<Word>,
     pub asking: bool,
+    /// Units that requests of the isolate wait to send while one asks.
+    pub waiting: i64,
 }
 
 impl Local {
@@ -255,6 +319,7 @@ mod tests {
             isolate,
             tier_id: 1,
             want,
+            in_flight: 0,
             word: Some(Word {
                 remaining,
                 at_ms: now_ms,
@@ -274,6 +339,20 @@ mod tests {
         // Renewing replaces an isolate's own lease.
         assert_eq!(desk.lease(&ask(1, 2, 10, 3)).units, 2);
         assert_eq!(desk.lease(&ask(3, 6, 10, 4)).units, 4);
+    }
+
+    #[test]
+    fn units_already_sent_stay_leased_whatever_is_left() {
+        let mut desk = Desk::default();
+        assert_eq!(desk.lease(&ask(1, 3, 3, 0)).units, 3);
+        // The isolate has sent all three and wants a fourth; the word says
+        // two are left (one sold): its three stay counted, none is added.
+        let lease = desk.lease(&LeaseAsk {
+            in_flight: 3,
+            ..ask(1, 4, 2, 10)
+        });
+        assert_eq!(lease.units, 3);
+        assert_eq!(desk.lease(&ask(2, 1, 2, 11)).units, 0, "nothing to lease");
     }
 
     #[test]
@@ -315,13 +394,17 @@ mod tests {
     fn a_slice_sends_what_it_holds_and_asks_when_it_is_spent() {
         let mut slice = Slice::default();
         assert_eq!(slice.take(1, 0), Room::Ask);
-        slice.renewed(&Lease {
-            units: 2,
-            expires_ms: 1_000,
-            remaining: 5,
-            arrivals_per_s: 0.0,
-            retry_at_ms: 0,
-        });
+        slice.renewed(
+            &Lease {
+                units: 2,
+                expires_ms: 1_000,
+                remaining: 5,
+                arrivals_per_s: 0.0,
+                retry_at_ms: 0,
+                granted: 1,
+            },
+            slice.ask(2),
+        );
         assert_eq!(slice.take(1, 10), Room::Go);
         assert_eq!(slice.take(1, 10), Room::Go);
         assert_eq!(slice.take(1, 10), Room::Ask);
@@ -332,23 +415,32 @@ mod tests {
         slice.sold(1);
         assert_eq!((slice.units, slice.in_flight), (0, 0));
         assert_eq!(slice.take(1, 10), Room::Ask, "spent");
-        slice.renewed(&Lease {
-            units: 2,
-            expires_ms: 1_000,
-            remaining: 5,
-            arrivals_per_s: 0.0,
-            retry_at_ms: 0,
-        });
+        slice.renewed(
+            &Lease {
+                units: 2,
+                expires_ms: 1_000,
+                remaining: 5,
+                arrivals_per_s: 0.0,
+                retry_at_ms: 0,
+                granted: 2,
+            },
+            slice.ask(2),
+        );
         assert_eq!(slice.take(1, 1_000), Room::Ask, "expired");
-        slice.renewed(&Lease {
+        let empty = Lease {
             units: 0,
             expires_ms: 3_000,
             remaining: 0,
             arrivals_per_s: 0.0,
             retry_at_ms: 1_500,
-        });
+            granted: 3,
+        };
+        slice.renewed(&empty, slice.ask(2));
         assert_eq!(slice.take(1, 1_200), Room::Full);
         assert_eq!(slice.take(1, 1_500), Room::Ask);
+        // A report (an ask for nothing) never holds the next ask back.
+        slice.renewed(&Lease { granted: 4, ..empty }, slice.ask(0));
+        assert_eq!(slice.take(1, 1_200), Room::Ask);
     }
 
     #[test]
@@ -376,7 +468,8 @@ mod tests {
             ),
             "the snapshot says so"
         );
-        // An older word never replaces a newer one.
+        // An older word never replaces a newer one, nor a newer one saying
+        // more is left within a second.
         local.learn(Word {
             remaining: 7,
             at_ms: 500,
@@ -399,6 +492,60 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_answer_overtaken_by_a_later_one_changes_nothing() {
+        let mut desk = Desk::default();
+        let first = desk.lease(&ask(1, 5, 10, 100));
+        let second = desk.lease(&ask(1, 2, 10, 100));
+        assert!(second.granted > first.granted);
+        let mut slice = Slice::default();
+        // The second answer arrives first: the first, arriving after, is stale.
+        slice.renewed(&second, slice.ask(2));
+        slice.renewed(&first, slice.ask(5));
+        assert_eq!(slice.units, 2, "the desk holds two for this isolate");
+        // A desk started again numbers its answers above the old ones.
+        let mut restarted = Desk::default();
+        assert!(restarted.lease(&ask(1, 1, 10, 101)).granted > second.granted);
+    }
+
+    #[test]
+    fn units_sold_while_an_ask_is_on_its_way_are_not_leased_again() {
+        let lease = |units, granted| Lease {
+            units,
+            expires_ms: 1_000,
+            remaining: 5,
+            arrivals_per_s: 0.0,
+            retry_at_ms: 0,
+            granted,
+        };
+        let mut slice = Slice::default();
+        slice.renewed(&lease(1, 1), slice.ask(1));
+        assert_eq!(slice.take(1, 10), Room::Go);
+        // More is wanted: the ask counts the unit in flight ...
+        let asked = slice.ask(2);
+        // ... which sells before the answer comes back.
+        slice.sold(1);
+        // The desk leased the unit in flight again (it did not know yet).
+        slice.renewed(&lease(1, 2), asked);
+        assert_eq!(slice.units, 0);
+        assert_eq!(slice.take(1, 10), Room::Ask);
+    }
+
+    #[test]
+    fn a_later_answer_saying_more_is_left_waits_its_turn() {
+        let w = |remaining, at_ms| Word { remaining, at_ms };
+        // Two answers crossing on their way: the lower count holds.
+        assert_eq!(w(9, 120).fresher(Some(w(8, 100))), w(8, 100));
+        assert_eq!(w(8, 100).fresher(Some(w(9, 120))), w(8, 100));
+        // Falling: the newer.
+        assert_eq!(w(7, 130).fresher(Some(w(8, 100))), w(7, 130));
+        // Units came back, said a second later: the newer.
+        assert_eq!(w(3, 1_100).fresher(Some(w(0, 100))), w(3, 1_100));
+        let mut desk = Desk::default();
+        desk.lease(&ask(1, 0, 8, 100));
+        assert_eq!(desk.lease(&ask(2, 20, 9, 120)).units, 8);
+    }
+
     proptest! {
         /// Whatever the asks, a lease is granted only within the freshest
         /// word on what is left, less what the other isolates hold: a grant
@@ -415,7 +562,7 @@ mod tests {
                 let w = Word { remaining, at_ms: now };
                 word = Some(w.fresher(word));
                 let lease = desk.lease(&LeaseAsk {
-                    isolate, tier_id: 1, want, word: Some(w), arrivals_per_s: 1.0, now_ms: now,
+                    isolate, tier_id: 1, want, in_flight: 0, word: Some(w), arrivals_per_s: 1.0, now_ms: now,
                 });
                 prop_assert!(lease.units <= want.max(0));
                 prop_assert!(lease.units == 0 || desk.held(1, now) <= word.unwrap().remaining);

@@ -208,6 +208,7 @@ const router :Workerd.Worker = (
     (name = "ASSETS", service = "assets"),
     {router_bindings}
     (name = "ISOLATES", text = "{isolates}"),
+    (name = "DESK", durableObjectNamespace = (className = "SaleDesk", serviceName = "edge0")),
     (name = "SPREAD", text = "{spread}"),
     (name = "HEADERS", text = embed {headers}),
   ],

@@ -50,6 +50,12 @@ export default {
     rules ??= parseHeaders(env.HEADERS || "");
     const url = new URL(request.url);
     const path = url.pathname;
+    // Tests play an isolate at a sale's desk: `/__dev/desk/<event>/<ask>`.
+    const desk = /^\/__dev\/desk\/(\d+)\/(\w+)$/.exec(path);
+    if (desk) {
+      const stub = env.DESK.get(env.DESK.idFromName(`desk-${desk[1]}`));
+      return stub.fetch(`https://desk.internal/${desk[2]}${url.search}`);
+    }
     if ((request.method === "GET" || request.method === "HEAD") &&
         !path.startsWith("/api/") && !path.startsWith("/buy/") && !path.includes("..")) {
       const last = path.slice(path.lastIndexOf("/") + 1);

@@ -48,12 +48,12 @@ pub async fn ask(env: &Env, event_id: i64, url: &str) -> Result<String> {
     }
 }
 
-/// `/lease?i=<isolate>&t=<tier>&w=<want>&v=<arrivals per s>&n=<now
-/// ms>[&r=<remaining>&a=<its time ms>]`.
+/// `/lease?i=<isolate>&t=<tier>&w=<want>&f=<in flight>&v=<arrivals per
+/// s>&n=<now ms>[&r=<remaining>&a=<its time ms>]`.
 pub fn lease_url(ask: &LeaseAsk) -> String {
     let mut url = format!(
-        "https://desk.internal/lease?i={}&t={}&w={}&v={:.3}&n={}",
-        ask.isolate, ask.tier_id, ask.want, ask.arrivals_per_s, ask.now_ms
+        "https://desk.internal/lease?i={}&t={}&w={}&f={}&v={:.3}&n={}",
+        ask.isolate, ask.tier_id, ask.want, ask.in_flight, ask.arrivals_per_s, ask.now_ms
     );
     if let Some(word) = ask.word {
         url.push_str(&format!("&r={}&a={}", word.remaining, word.at_ms));
@@ -73,17 +73,24 @@ pub fn parse_lease_ask(url: &str) -> Option<LeaseAsk> {
         isolate: field(url, "i")?.parse().ok()?,
         tier_id: field(url, "t")?.parse().ok()?,
         want: field(url, "w")?.parse().ok()?,
+        in_flight: field(url, "f").map_or(Some(0), |f| f.parse().ok())?,
         word,
         arrivals_per_s: field(url, "v")?.parse().ok()?,
         now_ms: field(url, "n")?.parse().ok()?,
     })
 }
 
-/// A lease as text: `<units> <expires ms> <remaining> <arrivals per s> <retry at ms>`.
+/// A lease as text: `<units> <expires ms> <remaining> <arrivals per s>
+/// <retry at ms> <granted>`.
 pub fn lease_text(lease: &Lease) -> String {
     format!(
-        "{} {} {} {:.3} {}",
-        lease.units, lease.expires_ms, lease.remaining, lease.arrivals_per_s, lease.retry_at_ms
+        "{} {} {} {:.3} {} {}",
+        lease.units,
+        lease.expires_ms,
+        lease.remaining,
+        lease.arrivals_per_s,
+        lease.retry_at_ms,
+        lease.granted
     )
 }
 
@@ -96,6 +103,7 @@ pub fn parse_lease(text: &str) -> Option<Lease> {
         remaining: next()?.parse().ok()?,
         arrivals_per_s: next()?.parse().ok()?,
         retry_at_ms: next()?.parse().ok()?,
+        granted: next()?.parse().ok()?,
     })
 }
 
@@ -215,6 +223,7 @@ mod tests {
             isolate: 77,
             tier_id: 3,
             want: 4,
+            in_flight: 2,
             word: Some(Word {
                 remaining: 9,
                 at_ms: 1_700_000_000_000,
@@ -231,6 +240,7 @@ mod tests {
             remaining: 9,
             arrivals_per_s: 100.25,
             retry_at_ms: 7,
+            granted: 1_700_000_000_500_001,
         };
         assert_eq!(parse_lease(&lease_text(&lease)), Some(lease));
         assert_eq!(parse_lease("1 2"), None);

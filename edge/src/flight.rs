@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use rushgate_core::api::EventView;
-use rushgate_core::desk::{Lease, LeaseAsk, Local, Room, Word};
+use rushgate_core::desk::{Asked, Lease, LeaseAsk, Local, Room, Word};
 use rushgate_core::opening;
 use worker::Env;
 
@@ -104,10 +104,16 @@ impl Drop for InFlight {
     }
 }
 
+/// How long a request waits for another of its isolate's asks at the desk,
+/// and how often it looks.
+const WAIT_FOR_ASK_MS: u64 = 1_500;
+const LOOK_EVERY_MS: u64 = 10;
+
 /// An attempt for `quantity` units of a tier, admitted by its round: room for
 /// it in this isolate's lease, asking the desk when the lease is spent or
-/// old; `None` when there is none now (not admitted this time). `arrivals`
-/// is this isolate's recent rate, reported on the way.
+/// old — one request asks for all the isolate's, the others wait for its
+/// answer — ; `None` when there is none now (not admitted this time).
+/// `arrivals_per_s` is this isolate's recent rate, reported on the way.
 pub async fn room(
     env: &Env,
     event_id: i64,
@@ -118,38 +124,57 @@ pub async fn room(
     now_ms: i64,
 ) -> Result<Option<InFlight>, EdgeError> {
     let key = (event_id, tier_id);
-    let take = || {
-        TIERS.with(|t| {
+    let in_flight = || InFlight {
+        key,
+        units: quantity.max(1),
+    };
+    let mut waited_ms = 0;
+    loop {
+        let now = crate::clock::now_ms().max(now_ms);
+        let (room, asking) = TIERS.with(|t| {
             let mut tiers = t.borrow_mut();
             let local = tiers.entry(key).or_default();
-            let room = local.slice.take(quantity, now_ms);
-            // One request of the isolate asks for all of them.
-            let ask = room == Room::Ask && !local.asking;
-            if ask {
-                local.asking = true;
+            (local.slice.take(quantity, now), local.asking)
+        });
+        match room {
+            Room::Go => return Ok(Some(in_flight())),
+            Room::Full => return Ok(None),
+            Room::Ask if !asking => break,
+            // Another request of the isolate is asking: its answer serves
+            // this one too (requests cannot await each other's I/O, but
+            // they share memory).
+            Room::Ask if waited_ms >= WAIT_FOR_ASK_MS => return Ok(None),
+            Room::Ask => {
+                if waited_ms == 0 {
+                    TIERS.with(|t| {
+                        if let Some(local) = t.borrow_mut().get_mut(&key) {
+                            local.waiting += quantity.max(1);
+                        }
+                    });
+                }
+                worker::Delay::from(std::time::Duration::from_millis(LOOK_EVERY_MS)).await;
+                waited_ms += LOOK_EVERY_MS;
             }
-            (room, ask, local.word(snapshot), local.slice.want(quantity))
-        })
-    };
-    let (room, ask, word, want) = take();
-    match room {
-        Room::Go => {
-            return Ok(Some(InFlight {
-                key,
-                units: quantity.max(1),
-            }));
         }
-        Room::Full => return Ok(None),
-        Room::Ask if !ask => return Ok(None),
-        Room::Ask => {}
     }
-    let lease = ask_desk(env, event_id, tier_id, want, word, arrivals_per_s, now_ms).await;
+    let (word, asked) = TIERS.with(|t| {
+        let mut tiers = t.borrow_mut();
+        let local = tiers.entry(key).or_default();
+        local.asking = true;
+        // What is on its way and what waits: the isolate holds no more of
+        // the stock than it is about to send, so spraying requests over many
+        // isolates does not scatter the stock into idle leases.
+        let want = local.slice.in_flight + quantity.max(1) + local.waiting;
+        local.waiting = 0;
+        (local.word(snapshot), local.slice.ask(want))
+    });
+    let lease = ask_desk(env, event_id, tier_id, asked, word, arrivals_per_s, now_ms).await;
     TIERS.with(|t| {
         let mut tiers = t.borrow_mut();
         let local = tiers.entry(key).or_default();
         local.asking = false;
         if let Ok(lease) = &lease {
-            local.slice.renewed(lease);
+            local.slice.renewed(lease, asked);
             if lease.remaining <= 0 {
                 local.learn(Word {
                     remaining: 0,
@@ -159,18 +184,19 @@ pub async fn room(
         }
     });
     lease?;
-    let (room, _, _, _) = take();
-    Ok((room == Room::Go).then(|| InFlight {
-        key,
-        units: quantity.max(1),
-    }))
+    let room = TIERS.with(|t| {
+        let mut tiers = t.borrow_mut();
+        let local = tiers.entry(key).or_default();
+        local.slice.take(quantity, crate::clock::now_ms().max(now_ms))
+    });
+    Ok((room == Room::Go).then(in_flight))
 }
 
 async fn ask_desk(
     env: &Env,
     event_id: i64,
     tier_id: i64,
-    want: i64,
+    asked: Asked,
     word: Word,
     arrivals_per_s: f64,
     now_ms: i64,
@@ -178,7 +204,8 @@ async fn ask_desk(
     let ask = LeaseAsk {
         isolate: isolate(),
         tier_id,
-        want,
+        want: asked.want,
+        in_flight: asked.in_flight,
         word: Some(word),
         arrivals_per_s,
         now_ms,
@@ -192,21 +219,22 @@ async fn ask_desk(
 }
 
 /// Tells the desk what the origin just said of a tier (after a reservation or
-/// a refusal), renewing this isolate's lease with what is left of it: the
-/// desk learns every sale as it happens, so it never leases out units that
-/// are gone.
+/// a refusal), keeping of this isolate's lease only what is still on its way
+/// or waiting: the desk learns every sale as it happens, so it never leases
+/// out units that are gone, and units this isolate does not need go back.
 pub async fn tell_desk(env: Env, event_id: i64, tier_id: i64, word: Word, arrivals_per_s: f64) {
     let key = (event_id, tier_id);
-    let want = TIERS.with(|t| {
-        t.borrow()
-            .get(&key)
-            .map_or(0, |local| local.slice.units.max(local.slice.in_flight))
+    let asked = TIERS.with(|t| {
+        let tiers = t.borrow();
+        let slice = tiers.get(&key).map(|local| local.slice).unwrap_or_default();
+        let waiting = tiers.get(&key).map_or(0, |local| local.waiting);
+        slice.ask(slice.in_flight + waiting)
     });
     let now_ms = crate::clock::now_ms();
-    match ask_desk(&env, event_id, tier_id, want, word, arrivals_per_s, now_ms).await {
+    match ask_desk(&env, event_id, tier_id, asked, word, arrivals_per_s, now_ms).await {
         Ok(lease) => TIERS.with(|t| {
             if let Some(local) = t.borrow_mut().get_mut(&key) {
-                local.slice.renewed(&lease);
+                local.slice.renewed(&lease, asked);
             }
         }),
         Err(e) => worker::console_warn!("telling the desk failed: {:?}", e.0),
@@ -231,26 +259,23 @@ pub async fn event_rate(
         return rate.max(arrivals_per_s);
     }
     let key = (event_id, tier_id);
-    let (asking, want, word) = TIERS.with(|t| {
+    let (asking, asked, word) = TIERS.with(|t| {
         let mut tiers = t.borrow_mut();
         let local = tiers.entry(key).or_default();
         let asking = local.asking;
         local.asking = true;
-        (
-            asking,
-            local.slice.units.max(local.slice.in_flight),
-            local.word(snapshot),
-        )
+        let want = local.slice.units.max(local.slice.in_flight);
+        (asking, local.slice.ask(want), local.word(snapshot))
     });
     if asking {
         return known.map_or(arrivals_per_s, |(r, _)| r.max(arrivals_per_s));
     }
-    let lease = ask_desk(env, event_id, tier_id, want, word, arrivals_per_s, now_ms).await;
+    let lease = ask_desk(env, event_id, tier_id, asked, word, arrivals_per_s, now_ms).await;
     TIERS.with(|t| {
         if let Some(local) = t.borrow_mut().get_mut(&key) {
             local.asking = false;
             if let Ok(lease) = &lease {
-                local.slice.renewed(lease);
+                local.slice.renewed(lease, asked);
             }
         }
     });

@@ -31,6 +31,9 @@ const LOCK_S: u64 = 2;
 /// How often a waiting request looks for the copy, ms.
 const LOOK_EVERY_MS: u64 = 10;
 
+/// The longest random pause before a request takes the lock, ms.
+const LOCK_JITTER_MS: u64 = 20;
+
 /// The last answer for a resource, as fetched from the origin.
 #[derive(Clone)]
 pub struct Copy {
@@ -175,7 +178,10 @@ async fn refresh(config: &Config, key: &str, path: &str, now_ms: i64) -> Result<
 
 /// `fetch`, once per location: unless another isolate holds the lock on
 /// `key`, in which case its copy (no older than `ttl_ms`) is awaited; a 200
-/// is kept in this isolate and in the location's cache for `keep_s`.
+/// is kept in this isolate and in the location's cache for `keep_s`. The
+/// Cache API has no compare-and-set, so the lock is taken after a random
+/// pause and a second look — isolates going stale at the same instant mostly
+/// find each other's lock — and given back as soon as the copy is stored.
 pub async fn fetch_once(
     key: &str,
     ttl_ms: i64,
@@ -184,40 +190,51 @@ pub async fn fetch_once(
     fetch: impl std::future::Future<Output = Result<(u16, Vec<u8>), EdgeError>>,
 ) -> Result<Copy, EdgeError> {
     let cache = Cache::default();
-    if cache
-        .get(lock_key(key), false)
-        .await
-        .ok()
-        .flatten()
-        .is_some()
-    {
-        for _ in 0..LOCK_S * 1000 / LOOK_EVERY_MS {
+    let lock = lock_key(key);
+    let locked = || async { matches!(cache.get(lock.as_str(), false).await, Ok(Some(_))) };
+    let mut wait = locked().await;
+    if !wait {
+        let [jitter] = clock::random::<1>();
+        Delay::from(Duration::from_millis(u64::from(jitter) % LOCK_JITTER_MS)).await;
+        if let Some(copy) = fresh_copy(key, ttl_ms, clock::now_ms()).await {
+            return Ok(copy);
+        }
+        wait = locked().await;
+    }
+    if wait {
+        for look in 0..LOCK_S * 1000 / LOOK_EVERY_MS {
             Delay::from(Duration::from_millis(LOOK_EVERY_MS)).await;
-            if let Some(copy) = from_location(key).await
-                && copy.fetched_ms >= now_ms - ttl_ms
-            {
-                store(key, &copy);
+            if let Some(copy) = fresh_copy(key, ttl_ms, clock::now_ms()).await {
                 return Ok(copy);
             }
+            // The holder gave the lock back with no copy (its fetch failed):
+            // this request fetches.
+            if look % 5 == 4 && !locked().await {
+                break;
+            }
         }
-    } else {
-        let lock = stored(
-            204,
-            &[],
-            &[("cache-control", format!("public, max-age={LOCK_S}"))],
-        );
-        let _ = cache.put(lock_key(key), lock).await;
     }
-    let (status, body) = fetch.await?;
-    let copy = Copy {
+    let taken = stored(
+        200,
+        b"{}",
+        &[("cache-control", format!("public, max-age={LOCK_S}"))],
+    );
+    let _ = cache.put(lock.as_str(), taken).await;
+    // A copy is as of the instant it was asked for: the origin answered
+    // after it, so it holds whatever the origin had said before.
+    let asked_ms = clock::now_ms().max(now_ms);
+    let fetched = fetch.await;
+    let copy = fetched.map(|(status, body)| Copy {
         status,
         body: body.into(),
-        fetched_ms: clock::now_ms().max(now_ms),
-    };
-    if status == 200 {
-        store(key, &copy);
+        fetched_ms: asked_ms,
+    });
+    if let Ok(copy) = &copy
+        && copy.status == 200
+    {
+        store(key, copy);
         let response = stored(
-            status,
+            copy.status,
             &copy.body,
             &[
                 (CACHED_AT, copy.fetched_ms.to_string()),
@@ -228,7 +245,8 @@ pub async fn fetch_once(
             worker::console_debug!("no location cache: {e}");
         }
     }
-    Ok(copy)
+    let _ = cache.delete(lock.as_str(), false).await;
+    copy
 }
 
 /// The freshest copy of `key` this isolate or its location has, if it is

@@ -192,6 +192,8 @@ impl FunnelTally {
             }
         }
         self.state.storage().put(PENDING, reports).await?;
-        self.state.storage().set_alarm(at_ms).await
+        // An alarm's time is given as milliseconds from now.
+        let in_ms = (at_ms - crate::clock::now_ms()).max(1);
+        self.state.storage().set_alarm(in_ms).await
     }
 }

@@ -232,6 +232,13 @@ pub struct Report {
     /// event's frontier object's load (asks, busiest second).
     pub queue_requests_per_buyer: Option<f64>,
     pub frontier: Option<ShardLoad>,
+    /// Through the edge: the sale's desk's load, and the busiest funnel tally.
+    pub desk: Option<ShardLoad>,
+    pub busiest_tally: Option<ShardLoad>,
+    /// What reached the origin besides purchases during the run: event reads
+    /// and the edge's funnel reports (its floor, whatever the crowd).
+    pub origin_event_reads: u64,
+    pub origin_edge_reports: u64,
     /// Through the edge: the load on its dedup Durable Objects (those asked at
     /// all), since they started.
     pub dedup: Option<DedupSummary>,
@@ -409,6 +416,14 @@ async fn origin_buys(origin: &Client) -> anyhow::Result<u64> {
     Ok(origin.route_requests("/buy/{event_id}/{token}").await?)
 }
 
+/// The origin's event reads and edge reports so far.
+async fn origin_floor(origin: &Client) -> anyhow::Result<(u64, u64)> {
+    Ok((
+        origin.route_requests("/api/events/{id}").await?,
+        origin.route_requests(rushgate_core::api::EDGE_REPORT_PATH).await?,
+    ))
+}
+
 /// A provisioned sale, before its crowd arrives.
 pub struct Prepared {
     pub sale: Arc<Sale>,
@@ -456,6 +471,7 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         draw_entries: Mutex::new(HashMap::new()),
     });
     let buys_before = origin_buys(&origin).await?;
+    let floor_before = origin_floor(&origin).await?;
     let native_hashes_per_s = tokio::task::spawn_blocking(native_hash_rate).await?;
 
     let total = sale.users.len();
@@ -507,11 +523,14 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
     let told_sold_out = shared.sold_out_answers.load(Ordering::Relaxed) > 0;
     let check = invariants::check(&sale, &db, &held, told_sold_out, args.per_user_limit).await?;
     let origin_buy_requests = origin_buys(&origin).await?.saturating_sub(buys_before);
+    let floor_after = origin_floor(&origin).await?;
+    let origin_event_reads = floor_after.0.saturating_sub(floor_before.0);
+    let origin_edge_reports = floor_after.1.saturating_sub(floor_before.1);
     let load = match &shared.origin {
         Some(_) => {
             let edge = shared.client.as_user(sale.admin_token.clone());
             let load = edge
-                .dedup_load_with(shared.queue.then_some(sale.event_id))
+                .dedup_load_with(Some(sale.event_id))
                 .await
                 .context("the edge's dedup load")?;
             Some(load)
@@ -519,7 +538,11 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         None => None,
     };
     let dedup = load.as_ref().map(DedupSummary::of);
-    let frontier = load.and_then(|l| l.frontier);
+    let desk = load.as_ref().and_then(|l| l.desk);
+    let busiest_tally = load
+        .as_ref()
+        .and_then(|l| l.tallies.iter().max_by_key(|t| t.peak_per_s).copied());
+    let frontier = load.and_then(|l| l.frontier).filter(|_| shared.queue);
     let count = |e: Ending| endings.iter().filter(|x| **x == e).count() as u64;
     let endpoints = shared.recorder.report(elapsed);
     let queue_requests = endpoints
@@ -600,6 +623,10 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
             .queue
             .then(|| queue_requests as f64 / total.max(1) as f64),
         frontier,
+        desk,
+        busiest_tally,
+        origin_event_reads,
+        origin_edge_reports,
         dedup,
         violations: check.violations,
     })
@@ -648,6 +675,19 @@ pub fn render(report: &Report) -> String {
             f.asks, f.peak_per_s
         ));
     }
+    if let Some(d) = &report.desk {
+        out.push_str(&format!("sale desk: {} asks, peak {}/s\n", d.asks, d.peak_per_s));
+    }
+    if let Some(t) = &report.busiest_tally {
+        out.push_str(&format!(
+            "busiest funnel tally: {} asks, peak {}/s\n",
+            t.asks, t.peak_per_s
+        ));
+    }
+    out.push_str(&format!(
+        "origin besides /buy: {} event reads, {} edge reports\n",
+        report.origin_event_reads, report.origin_edge_reports
+    ));
     if let Some(d) = &report.dedup {
         out.push_str(&format!(
             "dedup Durable Objects: {} asked, {} asks; busiest {} asks ({:.2}× the mean), peak {}/s\n",

@@ -57,9 +57,23 @@ fn ticket(e: &Error) -> (OffsetDateTime, String) {
 
 #[tokio::test]
 async fn the_opening_draw_admits_in_turn_order_not_in_order_of_asking() {
+    draw_in_turns(&stack().await).await;
+}
+
+/// The same through eight isolates, requests sprayed over them: one draw for
+/// the sale, not one per isolate — exactly 1.5 × the stock drawn, turns in
+/// number order whichever isolate tells them.
+#[tokio::test]
+async fn one_opening_draw_for_the_sale_across_eight_isolates() {
+    let mut options = rushgate_dev::Options::with_edge();
+    options.isolates = 8;
+    options.spread = rushgate_dev::edge::Spread::Spray;
+    draw_in_turns(&rushgate_system_tests::stack_with(options).await).await;
+}
+
+async fn draw_in_turns(stack: &rushgate_dev::Stack) {
     const USERS: usize = 60;
     const STOCK: i64 = 10;
-    let stack = stack().await;
     // A connection of its own for every request: the buyers go quiet for
     // seconds between their tries, and a pooled connection the edge closed
     // meanwhile would fail a try before it was sent.
@@ -219,7 +233,7 @@ async fn the_opening_draw_admits_in_turn_order_not_in_order_of_asking() {
     let after = late.buy(&late_url, tier, 1, Some(&late_token)).await;
     assert_eq!(after.unwrap_err().code(), Some(ErrorCode::SoldOut));
     // The origin saw the drawn at their turns, not the crowd.
-    let buys = origin_buys(&stack).await;
+    let buys = origin_buys(stack).await;
     assert!(
         buys <= drawn as u64 + 2,
         "{buys} origin /buy requests for {drawn} drawn"
