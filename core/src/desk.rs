@@ -439,7 +439,13 @@ mod tests {
         assert_eq!(slice.take(1, 1_200), Room::Full);
         assert_eq!(slice.take(1, 1_500), Room::Ask);
         // A report (an ask for nothing) never holds the next ask back.
-        slice.renewed(&Lease { granted: 4, ..empty }, slice.ask(0));
+        slice.renewed(
+            &Lease {
+                granted: 4,
+                ..empty
+            },
+            slice.ask(0),
+        );
         assert_eq!(slice.take(1, 1_200), Room::Ask);
     }
 

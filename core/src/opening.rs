@@ -45,6 +45,11 @@ pub const DRAW_S: std::ops::RangeInclusive<u32> = 0..=300;
 /// the spread of clients' round trips, so the turns keep the draw's order.
 pub const SPREAD_MS: i64 = 5_000;
 
+/// How long a drawn ticket at its turn waits when every unit left is on its
+/// way to the origin for earlier turns, ms: it comes back with a new ticket
+/// (those attempts may fail and give their units back).
+pub const HOLD_OVER_MS: i64 = 250;
+
 /// Entrants drawn per unit left at the draw's end: room for those who do not
 /// come back or buy nothing, so the stock is sold in the draw's order.
 pub const MARGIN: f64 = 1.5;

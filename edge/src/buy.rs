@@ -12,7 +12,8 @@
 //! window. A queue's buyers were admitted before they had the URL: they skip
 //! the short-circuit, the round and the room check. In an automatic lottery's
 //! opening draw (`core::opening`) first attempts get a ticket instead of a
-//! round, and a drawn ticket at its turn is admitted.
+//! round, and a drawn ticket at its turn is admitted (while every unit left
+//! is on its way for earlier turns, it gets a new ticket a moment later).
 
 use rushgate_core::admission::{self, Crowd};
 use rushgate_core::api::{BuyRequest, header, is_json_object};
@@ -159,10 +160,10 @@ pub async fn buy(
     };
     let p = match turn {
         Some(Turn::Enter { until_ms }) => {
-            return Err(ticket(config, &user, event_id, 0, until_ms, now_ms));
+            return Err(ticket(config, &user, event_id, until_ms, now_ms, None));
         }
         Some(Turn::Late { until_ms }) => {
-            return Err(ticket(config, &user, event_id, 1, until_ms, now_ms));
+            return Err(late(config, &user, event_id, until_ms, now_ms));
         }
         Some(Turn::Admit) => 1.0,
         _ => admission::probability(&view.admission, round, crowd),
@@ -187,6 +188,21 @@ pub async fn buy(
         false => None,
     };
     let Some(in_flight) = in_flight else {
+        if turn == Some(Turn::Admit) {
+            // A drawn ticket at its turn, while every unit left is on its way
+            // for someone else: a new ticket, a moment later (the turn stays).
+            let until_ms = now_ms + opening::HOLD_OVER_MS;
+            let message = "your turn has come while every unit left is with earlier turns; \
+                           come back at retry_at";
+            return Err(ticket(
+                config,
+                &user,
+                event_id,
+                until_ms,
+                now_ms,
+                Some(message),
+            ));
+        }
         funnel::bump(event_id, Step::NotAdmitted);
         let nonce = std::array::from_fn(|i| draw[4 + i]);
         return Err(not_admitted(
@@ -288,39 +304,56 @@ fn not_admitted(
     )
 }
 
-/// 429 `not_admitted` in the opening draw, with a retry token for `until_ms`:
-/// a ticket (round 0) into the draw, or (round 1) into the lottery after it.
+/// 429 `not_admitted` in the opening draw: a ticket (a round-0 retry token)
+/// for `until_ms`, checked to the millisecond.
 fn ticket(
     config: &Config,
     user: &SessionClaims,
     event_id: i64,
-    round: u32,
+    until_ms: i64,
+    now_ms: i64,
+    message: Option<&str>,
+) -> EdgeError {
+    let message = message.unwrap_or(
+        "you are in the opening draw: everyone who asks in the sale's first seconds \
+         takes a turn in a random order; yours is told at retry_at",
+    );
+    let token = draw_token(config, user, event_id, 0, until_ms.div_euclid(1000));
+    come_back(message, token, until_ms, now_ms)
+}
+
+/// 429 `not_admitted` after the opening draw, while the drawn take their
+/// turns: a round-1 token, checked by its whole second, so it must not
+/// count before `until_ms`.
+fn late(
+    config: &Config,
+    user: &SessionClaims,
+    event_id: i64,
     until_ms: i64,
     now_ms: i64,
 ) -> EdgeError {
+    let not_before = until_ms.div_euclid(1000) + i64::from(until_ms.rem_euclid(1000) > 0);
+    let token = draw_token(config, user, event_id, 1, not_before);
+    let message = "the opening draw's turns are under way: your round comes at retry_at";
+    come_back(message, token, until_ms, now_ms)
+}
+
+fn draw_token(
+    config: &Config,
+    user: &SessionClaims,
+    event_id: i64,
+    round: u32,
+    not_before: i64,
+) -> String {
     funnel::bump(event_id, Step::NotAdmitted);
-    // A ticket's turn is checked to the millisecond; a round-1 token only by
-    // its whole second, so it must not count before the instant.
-    let not_before = match round {
-        0 => until_ms.div_euclid(1000),
-        _ => until_ms.div_euclid(1000) + i64::from(until_ms.rem_euclid(1000) > 0),
-    };
-    let token = config.keys.sign(&RetryClaims {
+    config.keys.sign(&RetryClaims {
         event_id,
         user_id: user.user_id,
         round,
         not_before,
         exp: not_before + opening::SPREAD_MS / 1000 + 120,
         nonce: clock::random(),
-    });
-    let message = match round {
-        0 => {
-            "you are in the opening draw: everyone who asks in the sale's first seconds \
-             takes a turn in a random order; yours is told at retry_at"
-        }
-        _ => "the opening draw's turns are under way: your round comes at retry_at",
-    };
-    come_back(message, token, until_ms, now_ms)
+    })
 }
 
 /// 429 `not_admitted`: come back with `token` at `until_ms`.

@@ -23,7 +23,19 @@ pub fn random<const N: usize>() -> [u8; N] {
 
 thread_local! {
     /// This isolate's name: random, drawn at its first use.
-    static ISOLATE: String = hex::encode(random::<8>());
+    static ISOLATE: u64 = u64::from_le_bytes(random());
+}
+
+/// This isolate's name (at the desks and tallies, and in `/api/edge/isolate`).
+pub fn isolate_id() -> u64 {
+    ISOLATE.with(|i| *i)
+}
+
+/// This isolate's own offset in `0..span_ms`, the same for its life: isolates
+/// whose copies of a resource went stale at the same instant refresh them at
+/// different ones, the earliest for all.
+pub fn skew_ms(span_ms: i64) -> i64 {
+    (isolate_id() % span_ms.max(1) as u64) as i64
 }
 
 /// `GET /api/edge/isolate`: which isolate answered (tests and the crowd
@@ -35,6 +47,6 @@ pub struct Isolate {
 
 pub fn isolate() -> Isolate {
     Isolate {
-        isolate: ISOLATE.with(Clone::clone),
+        isolate: hex::encode(isolate_id().to_le_bytes()),
     }
 }

@@ -201,7 +201,10 @@ pub fn pre_histogram_url(event_id: i64, opens_at_ms: i64, seed_hex: &str) -> Str
 
 /// `/pre-bucket?…&b=<part>`: the pre-queue entrants' numbers in one part.
 pub fn pre_bucket_url(event_id: i64, opens_at_ms: i64, seed_hex: &str, bucket: usize) -> String {
-    format!("{}&b={bucket}", pre_histogram_url(event_id, opens_at_ms, seed_hex).replace("pre-histogram", "pre-bucket"))
+    format!(
+        "{}&b={bucket}",
+        pre_histogram_url(event_id, opens_at_ms, seed_hex).replace("pre-histogram", "pre-bucket")
+    )
 }
 
 /// Asks every shard `url` at once; their answers.
@@ -599,7 +602,9 @@ impl DedupShard {
                     Book::pre_numbers(&self.entrants, &self.state, event_id, opens_at_ms, &seed)
                         .await?;
                 match field(url, "b").and_then(|b| b.parse::<usize>().ok()) {
-                    Some(bucket) => answer_body(&rushgate_core::opening::in_bucket(numbers, bucket)),
+                    Some(bucket) => {
+                        answer_body(&rushgate_core::opening::in_bucket(numbers, bucket))
+                    }
                     None => answer_body(&rushgate_core::opening::histogram(numbers)),
                 }
             }

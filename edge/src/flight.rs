@@ -32,13 +32,6 @@ struct Event {
 thread_local! {
     static TIERS: RefCell<HashMap<(i64, i64), Local>> = RefCell::new(HashMap::new());
     static EVENTS: RefCell<HashMap<i64, Event>> = RefCell::new(HashMap::new());
-    /// This isolate's name at the desks.
-    static ISOLATE: u64 = u64::from_le_bytes(crate::clock::random());
-}
-
-/// This isolate's name at the desks and tallies.
-pub fn isolate() -> u64 {
-    ISOLATE.with(|i| *i)
 }
 
 /// The snapshot's word on a tier.
@@ -187,7 +180,9 @@ pub async fn room(
     let room = TIERS.with(|t| {
         let mut tiers = t.borrow_mut();
         let local = tiers.entry(key).or_default();
-        local.slice.take(quantity, crate::clock::now_ms().max(now_ms))
+        local
+            .slice
+            .take(quantity, crate::clock::now_ms().max(now_ms))
     });
     Ok((room == Room::Go).then(in_flight))
 }
@@ -202,7 +197,7 @@ async fn ask_desk(
     now_ms: i64,
 ) -> Result<Lease, EdgeError> {
     let ask = LeaseAsk {
-        isolate: isolate(),
+        isolate: crate::clock::isolate_id(),
         tier_id,
         want: asked.want,
         in_flight: asked.in_flight,

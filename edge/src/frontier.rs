@@ -96,7 +96,7 @@ pub async fn read(
 ) -> std::result::Result<Rc<FrontierView>, EdgeError> {
     let copy = COPIES.with(|c| c.borrow().get(&event_id).cloned());
     if let Some((view, at)) = &copy
-        && now_ms - at < COPY_TTL_MS
+        && now_ms - at < location::due_ms(COPY_TTL_MS)
     {
         return Ok(view.clone());
     }
@@ -360,7 +360,9 @@ impl QueueFrontier {
                 &self.env,
                 config.dedup_shards,
                 &dedup_shard::pre_histogram_url(event_id, feed.opens_at_ms, &feed.seed),
-                |bucket| dedup_shard::pre_bucket_url(event_id, feed.opens_at_ms, &feed.seed, bucket),
+                |bucket| {
+                    dedup_shard::pre_bucket_url(event_id, feed.opens_at_ms, &feed.seed, bucket)
+                },
                 k as usize,
             )
             .await?;

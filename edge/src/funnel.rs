@@ -85,6 +85,6 @@ pub fn maybe_report(ctx: &Context, env: &Env, config: &Rc<Config>, now_ms: i64) 
 
 /// Sends a report to this isolate's tally.
 async fn send(env: &Env, config: &Config, report: &EdgeReport) -> bool {
-    let n = (crate::flight::isolate() % u64::from(config.tally_shards.max(1))) as u32;
+    let n = (crate::clock::isolate_id() % u64::from(config.tally_shards.max(1))) as u32;
     tally::report(env, n, report).await
 }

@@ -81,7 +81,7 @@ pub async fn read(
     path: &str,
     now_ms: i64,
 ) -> Result<(Copy, Served), EdgeError> {
-    let ttl = config.event_ttl_ms as i64;
+    let ttl = due_ms(config.event_ttl_ms as i64);
     let keep_ms = (config.event_ttl_ms + config.event_swr_ms) as i64;
     let mut copy = isolate_copy(key);
     if copy.as_ref().is_none_or(|c| now_ms - c.fetched_ms >= ttl)
@@ -139,6 +139,13 @@ pub async fn read(
     fresh.map(|copy| (copy, Served::Miss))
 }
 
+/// How old a copy may be in this isolate, for a resource fresh for `ttl_ms`:
+/// isolates go stale at instants of their own over the last third of it, so
+/// the first refreshes the location's copy for the others.
+pub fn due_ms(ttl_ms: i64) -> i64 {
+    ttl_ms - clock::skew_ms(ttl_ms / 3)
+}
+
 fn store(key: &str, copy: &Copy) {
     COPIES.with(|c| c.borrow_mut().insert(key.to_owned(), copy.clone()));
 }
@@ -177,7 +184,7 @@ async fn refresh(config: &Config, key: &str, path: &str, now_ms: i64) -> Result<
 }
 
 /// `fetch`, once per location: unless another isolate holds the lock on
-/// `key`, in which case its copy (no older than `ttl_ms`) is awaited; a 200
+/// `key`, in which case its copy (fresh by `due_ms` of `ttl_ms`) is awaited; a 200
 /// is kept in this isolate and in the location's cache for `keep_s`. The
 /// Cache API has no compare-and-set, so the lock is taken after a random
 /// pause and a second look — isolates going stale at the same instant mostly
@@ -250,8 +257,9 @@ pub async fn fetch_once(
 }
 
 /// The freshest copy of `key` this isolate or its location has, if it is
-/// under `ttl_ms` old.
+/// fresh (`due_ms` of `ttl_ms`).
 pub async fn fresh_copy(key: &str, ttl_ms: i64, now_ms: i64) -> Option<Copy> {
+    let ttl_ms = due_ms(ttl_ms);
     let mine = isolate_copy(key);
     if let Some(copy) = &mine
         && now_ms - copy.fetched_ms < ttl_ms

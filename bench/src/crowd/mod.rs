@@ -420,7 +420,9 @@ async fn origin_buys(origin: &Client) -> anyhow::Result<u64> {
 async fn origin_floor(origin: &Client) -> anyhow::Result<(u64, u64)> {
     Ok((
         origin.route_requests("/api/events/{id}").await?,
-        origin.route_requests(rushgate_core::api::EDGE_REPORT_PATH).await?,
+        origin
+            .route_requests(rushgate_core::api::EDGE_REPORT_PATH)
+            .await?,
     ))
 }
 
@@ -676,7 +678,10 @@ pub fn render(report: &Report) -> String {
         ));
     }
     if let Some(d) = &report.desk {
-        out.push_str(&format!("sale desk: {} asks, peak {}/s\n", d.asks, d.peak_per_s));
+        out.push_str(&format!(
+            "sale desk: {} asks, peak {}/s\n",
+            d.asks, d.peak_per_s
+        ));
     }
     if let Some(t) = &report.busiest_tally {
         out.push_str(&format!(

@@ -270,7 +270,10 @@ mod tests {
         assert!(!c.due(OPENS - 1 + 999));
         c.step(&feed(100, 0), 1_000, 0, OPENS + 1);
         assert_eq!(c.admitted, 100);
-        assert!((c.frontier.drawn - 0.1).abs() < 1e-9, "the estimate, until set");
+        assert!(
+            (c.frontier.drawn - 0.1).abs() < 1e-9,
+            "the estimate, until set"
+        );
         // The object sets the frontier at the 101st number: exactly 100 below.
         assert_eq!(c.pre_target(), Some(100));
         c.set_drawn(0.098);

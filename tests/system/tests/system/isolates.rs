@@ -80,7 +80,11 @@ async fn buy_patiently(
     event: i64,
     tier: i64,
 ) -> Result<(), rushgate_core::ErrorCode> {
-    let url = buyer.purchase_url(event).await.map_err(|e| e.code().unwrap())?.url;
+    let url = buyer
+        .purchase_url(event)
+        .await
+        .map_err(|e| e.code().unwrap())?
+        .url;
     let mut token: Option<String> = None;
     loop {
         match buyer.buy(&url, tier, 1, token.as_deref()).await {
@@ -114,7 +118,9 @@ async fn a_lease_an_isolate_never_uses_expires_and_its_units_sell() {
         .client()
         .send(
             reqwest::Method::GET,
-            &format!("/__dev/desk/{event}/lease?i=424242&t={tier}&w=10&v=0&n={now_ms}&r=10&a={now_ms}"),
+            &format!(
+                "/__dev/desk/{event}/lease?i=424242&t={tier}&w=10&v=0&n={now_ms}&r=10&a={now_ms}"
+            ),
             None,
             &[],
         )
@@ -132,12 +138,15 @@ async fn a_lease_an_isolate_never_uses_expires_and_its_units_sell() {
     }))
     .await;
     assert!(
-        first.iter().all(|c| *c == Some(rushgate_core::ErrorCode::NotAdmitted)),
+        first
+            .iter()
+            .all(|c| *c == Some(rushgate_core::ErrorCode::NotAdmitted)),
         "{first:?}"
     );
     assert_eq!(rushgate_system_tests::origin_buys(&stack).await, 0);
     // Once it has run out, the stock sells.
-    let outcomes = futures::future::join_all(buyers.iter().map(|b| buy_patiently(b, event, tier))).await;
+    let outcomes =
+        futures::future::join_all(buyers.iter().map(|b| buy_patiently(b, event, tier))).await;
     let held = outcomes.iter().filter(|o| o.is_ok()).count();
     assert_eq!(held, 10, "{outcomes:?}");
     for outcome in outcomes.iter().filter(|o| o.is_err()) {
@@ -182,9 +191,12 @@ async fn a_queue_s_frontier_is_read_once_a_second_whatever_the_isolates() {
     let admin = stack.admin().await.unwrap().at(stack.edge_url().unwrap());
     let load = admin.dedup_load_with(Some(event)).await.unwrap();
     let frontier = load.frontier.expect("the frontier's load");
+    // Each isolate reading for itself: 32 a second. Through the location's
+    // cache: about one a second — its lock is a best effort (the Cache API
+    // has no compare-and-set), so a second may see a few.
     assert!(frontier.asks > 0);
     assert!(
-        frontier.peak_per_s <= 3,
+        frontier.peak_per_s <= 6 && frontier.asks <= 2 * 12 + 6,
         "the frontier answered {} asks in its busiest second, {} in all",
         frontier.peak_per_s,
         frontier.asks
