@@ -30,12 +30,12 @@ use worker::{Context, Env, Headers, Method, web_sys};
 
 use crate::clock;
 use crate::config::Config;
-use crate::dedup_shard::{self, Answer, Ask};
 use crate::error::EdgeError;
 use crate::flight;
 use crate::funnel::{self, Step};
 use crate::origin;
 use crate::session;
+use crate::shard::{self, Answer, Ask, ShardAsk};
 use crate::snapshot;
 
 /// The hot path, so on the runtime's own request and response objects: the
@@ -275,7 +275,7 @@ fn retry_claims(
 
 /// Asks the user's shard whether this attempt may go on.
 async fn ask_shard(env: &Env, config: &Config, ask: &Ask) -> Result<Answer, EdgeError> {
-    let answer = dedup_shard::ask(env, config, ask.user_id, &ask.url()).await?;
+    let answer = shard::ask(env, config, ask.user_id, &ShardAsk::Gate(ask.clone())).await?;
     Ok(Answer::parse(&answer))
 }
 

@@ -10,11 +10,12 @@ use rushgate_core::{ErrorCode, Role};
 use worker::{Env, Request, Response};
 
 use crate::config::Config;
-use crate::dedup_shard::{self, LOAD_URL, parse_load};
 use crate::desk;
 use crate::error::{EdgeError, json};
 use crate::frontier;
+use crate::objects::parse_load;
 use crate::session;
+use crate::shard::{self, ShardAsk};
 use crate::tally;
 
 pub async fn report(
@@ -30,7 +31,7 @@ pub async fn report(
     session::not_revoked(env, config, &claims, now_ms).await?;
     let mut shards = Vec::with_capacity(config.dedup_shards as usize);
     for shard in 0..config.dedup_shards {
-        let answer = dedup_shard::ask_at(env, shard, LOAD_URL).await?;
+        let answer = shard::ask_at(env, shard, &ShardAsk::Load).await?;
         let (asks, peak_per_s) = parse_load(&answer).ok_or_else(EdgeError::origin_unavailable)?;
         shards.push(ShardLoad {
             shard,

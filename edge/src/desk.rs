@@ -16,8 +16,9 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::DurableObjectState;
 use worker::{Env, Result, State, web_sys};
 
-use crate::dedup_shard::{self, Load, field};
-use crate::objects;
+use crate::objects::{self, Load};
+use crate::query::field;
+use crate::shard::{self, ShardAsk};
 
 /// Durable Object binding of the desks.
 pub const BINDING: &str = "DESK";
@@ -194,11 +195,11 @@ impl SaleDesk {
             self.share.set(Some(share));
             return Ok(share);
         }
-        let share = dedup_shard::kth_number(
+        let share = shard::kth_number(
             &self.env,
             shards,
-            &dedup_shard::draw_histogram_url(event_id),
-            |bucket| dedup_shard::draw_bucket_url(event_id, bucket),
+            &ShardAsk::DrawHistogram { event_id },
+            |bucket| ShardAsk::DrawBucket { event_id, bucket },
             drawn,
         )
         .await?;

@@ -26,9 +26,10 @@ use worker::{Env, Request, Response};
 
 use crate::clock;
 use crate::config::Config;
-use crate::dedup_shard::{self, bytes16, field};
 use crate::error::{EdgeError, json};
+use crate::query::{bytes16, field, generation};
 use crate::session;
+use crate::shard::{self, ShardAsk};
 use crate::snapshot;
 
 /// How many difficulty bits a presented challenge may be below what the door
@@ -73,7 +74,7 @@ impl DoorAsk {
             user_id: field(url, "u")?.parse().ok()?,
             now_ms: field(url, "t")?.parse().ok()?,
             sid: bytes16(field(url, "s")?)?,
-            generation: crate::dedup_shard::generation(url)?,
+            generation: generation(url)?,
             limit: field(url, "l")?.parse().ok()?,
             spend,
         })
@@ -164,16 +165,19 @@ async fn count_try(
             now_ms,
             limit: limits.address_per_min,
         };
-        (shard_of(number, config.dedup_shards), ask.url())
+        (
+            shard_of(number, config.dedup_shards),
+            ShardAsk::Address(ask),
+        )
     });
     let address_answer = async {
         match &at_address {
-            Some((shard, url)) => dedup_shard::ask_at(env, *shard, url).await.map(Some),
+            Some((at, ask)) => shard::ask_at(env, *at, ask).await.map(Some),
             None => Ok(None),
         }
     };
     let (account, address) = futures_util::future::join(
-        dedup_shard::ask(env, config, user.user_id, &door.url()),
+        shard::ask(env, config, user.user_id, &ShardAsk::Door(door.clone())),
         address_answer,
     )
     .await;

@@ -72,15 +72,15 @@ impl JoinAsk {
     }
 
     pub fn parse(url: &str) -> Option<Self> {
-        let field = |name: &str| crate::dedup_shard::field(url, name);
+        let field = |name: &str| crate::query::field(url, name);
         Some(Self {
             event_id: field("e")?.parse().ok()?,
             user_id: field("u")?.parse().ok()?,
             now_ms: field("t")?.parse().ok()?,
             opens_at_ms: field("o")?.parse().ok()?,
             shards: field("n")?.parse().ok()?,
-            sid: crate::dedup_shard::bytes16(field("s")?)?,
-            generation: crate::dedup_shard::generation(url)?,
+            sid: crate::query::bytes16(field("s")?)?,
+            generation: crate::query::generation(url)?,
         })
     }
 }
@@ -91,11 +91,7 @@ pub fn parse_joined(text: &str) -> Option<(i64, u64)> {
     Some((joined.parse().ok()?, ahead.parse().ok()?))
 }
 
-/// `entrants?e=<event>&o=<opens ms>`: the counts, as `<pre> <late>`.
-pub fn counts_url(event_id: i64, opens_at_ms: i64) -> String {
-    format!("https://dedup.internal/entrants?e={event_id}&o={opens_at_ms}")
-}
-
+/// The shard's answer to `entrants`: `<pre> <late>`.
 pub fn parse_counts(text: &str) -> Option<(u64, u64)> {
     let (pre, late) = text.split_once(' ')?;
     Some((pre.parse().ok()?, late.parse().ok()?))
@@ -282,6 +278,5 @@ mod tests {
         assert_eq!(parse_joined("1700 128"), Some((1700, 128)));
         assert_eq!(parse_counts("5 6"), Some((5, 6)));
         assert_eq!(parse_counts("5"), None);
-        assert_eq!(crate::dedup_shard::field(&counts_url(9, 5), "o"), Some("5"));
     }
 }

@@ -19,19 +19,19 @@ use std::time::Duration;
 use rushgate_core::queue::controller::Controller;
 use rushgate_core::queue::wire::{self, FrontierView, QueueFeed, QueueReport};
 use wasm_bindgen::prelude::wasm_bindgen;
-use worker::js_sys::{Array, Promise};
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::DurableObjectState;
 use worker::{Delay, Env, Method, Result, State, web_sys};
 
 use crate::config::Config;
-use crate::dedup_shard;
 use crate::entrants;
 use crate::error::EdgeError;
 use crate::location;
-use crate::objects;
+use crate::objects::{self, Load};
 use crate::origin;
+use crate::query::field;
+use crate::shard::{self, ShardAsk};
 
 /// Durable Object binding of the frontiers.
 pub const BINDING: &str = "QUEUE";
@@ -188,27 +188,13 @@ async fn wait_for_copy(
 /// Sums the entrant counts of every user shard (which send their new joins
 /// to the origin on the way), all asked at once.
 async fn counts(env: &Env, config: &Config, feed: &QueueFeed, event_id: i64) -> Result<(u64, u64)> {
-    let url = entrants::counts_url(event_id, feed.opens_at_ms);
-    let asks = Array::new();
-    for shard in 0..config.dedup_shards {
-        let env = env.clone();
-        let url = url.clone();
-        let ask = async move {
-            dedup_shard::ask_at(&env, shard, &url)
-                .await
-                .map(|text| JsValue::from_str(&text))
-                .map_err(|e| JsValue::from_str(&e.to_string()))
-        };
-        asks.push(&worker::wasm_bindgen_futures::future_to_promise(ask));
-    }
-    let answers = Array::from(&JsFuture::from(Promise::all(&asks)).await?);
+    let ask = ShardAsk::Entrants {
+        event_id,
+        opens_at_ms: feed.opens_at_ms,
+    };
     let mut total = (0, 0);
-    for answer in answers.iter() {
-        if let Some((pre, late)) = answer
-            .as_string()
-            .as_deref()
-            .and_then(entrants::parse_counts)
-        {
+    for answer in shard::every_shard(env, config.dedup_shards, &ask).await? {
+        if let Some((pre, late)) = entrants::parse_counts(&answer) {
             total.0 += pre;
             total.1 += late;
         }
@@ -243,7 +229,7 @@ pub struct QueueFrontier {
     absent: Cell<bool>,
     /// The alarm for the last step is set.
     alarm_set: Cell<bool>,
-    load: Cell<dedup_shard::Load>,
+    load: Cell<Load>,
 }
 
 #[wasm_bindgen(
@@ -261,7 +247,7 @@ impl QueueFrontier {
             stepping: Cell::new(false),
             absent: Cell::new(false),
             alarm_set: Cell::new(false),
-            load: Cell::new(dedup_shard::Load::default()),
+            load: Cell::new(Load::default()),
         }
     }
 
@@ -296,8 +282,7 @@ impl QueueFrontier {
             return Ok((200, self.load.get().text()));
         }
         self.load.set(self.load.get().count(now_ms));
-        let Some(event_id) = dedup_shard::field(url, "e").and_then(|e| e.parse::<i64>().ok())
-        else {
+        let Some(event_id) = field(url, "e").and_then(|e| e.parse::<i64>().ok()) else {
             return Ok((400, String::new()));
         };
         let config =
@@ -356,12 +341,23 @@ impl QueueFrontier {
         // Exactly as many pre-queue entrants as the step admitted: the
         // frontier at the number of the next one, from every shard's.
         if let Some(k) = target {
-            let drawn = dedup_shard::kth_number(
+            let mut seed = [0u8; rushgate_core::draw::SEED_LEN];
+            hex::decode_to_slice(&feed.seed, &mut seed)
+                .map_err(|_| worker::Error::RustError("the queue's seed is not hex".into()))?;
+            let opens_at_ms = feed.opens_at_ms;
+            let drawn = shard::kth_number(
                 &self.env,
                 config.dedup_shards,
-                &dedup_shard::pre_histogram_url(event_id, feed.opens_at_ms, &feed.seed),
-                |bucket| {
-                    dedup_shard::pre_bucket_url(event_id, feed.opens_at_ms, &feed.seed, bucket)
+                &ShardAsk::PreHistogram {
+                    event_id,
+                    opens_at_ms,
+                    seed,
+                },
+                |bucket| ShardAsk::PreBucket {
+                    event_id,
+                    opens_at_ms,
+                    seed,
+                    bucket,
                 },
                 k as usize,
             )

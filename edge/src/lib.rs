@@ -11,7 +11,6 @@ mod buy;
 mod clock;
 mod config;
 mod dedup_load;
-mod dedup_shard;
 mod desk;
 mod door;
 mod entrants;
@@ -24,14 +23,16 @@ mod inits;
 mod location;
 mod objects;
 mod origin;
+mod query;
 mod queue;
 mod session;
+mod shard;
 mod snapshot;
 mod tally;
 
-pub use dedup_shard::DedupShard;
 pub use desk::SaleDesk;
 pub use frontier::QueueFrontier;
+pub use shard::DedupShard;
 pub use tally::FunnelTally;
 
 use rushgate_core::ErrorCode;

@@ -17,12 +17,12 @@ use worker::{Env, Request, Response};
 
 use crate::clock;
 use crate::config::Config;
-use crate::dedup_shard;
 use crate::door;
 use crate::entrants::{self, JoinAsk};
 use crate::error::{EdgeError, json};
 use crate::frontier;
 use crate::session;
+use crate::shard::{self, ShardAsk};
 use crate::snapshot;
 
 /// A pass outlives the sale by a day, so that it can still read `closed`.
@@ -57,7 +57,7 @@ pub async fn join(
         sid: user.sid,
         generation: user.generation,
     };
-    let answer = dedup_shard::ask(env, config, user.user_id, &ask.url()).await?;
+    let answer = shard::ask(env, config, user.user_id, &ShardAsk::Join(ask)).await?;
     if answer == "revoked" {
         return Err(session::unauthenticated());
     }

@@ -16,9 +16,10 @@ use rushgate_core::{ErrorCode, Keyring};
 use worker::{Env, Headers, Request, Response};
 
 use crate::config::Config;
-use crate::dedup_shard::{self, bytes16, revoke_account_url, revoke_url, session_url};
 use crate::error::EdgeError;
 use crate::origin;
+use crate::query::bytes16;
+use crate::shard::{self, ShardAsk};
 
 /// The verified session of a request with these headers.
 pub fn user(headers: &Headers, keys: &Keyring, now_s: i64) -> Result<SessionClaims, EdgeError> {
@@ -49,8 +50,8 @@ pub async fn not_revoked(
         sid: claims.sid,
         generation: claims.generation,
     };
-    let url = session_url(&session, now_ms);
-    match dedup_shard::ask(env, config, claims.user_id, &url)
+    let ask = ShardAsk::Session { session, now_ms };
+    match shard::ask(env, config, claims.user_id, &ask)
         .await?
         .as_str()
     {
@@ -74,8 +75,11 @@ pub async fn logout(
     if let Some(claims) = claims
         && (200..300).contains(&response.status_code())
     {
-        let url = revoke_url(&claims.sid, claims.exp * 1000);
-        if let Err(e) = dedup_shard::ask(env, config, claims.user_id, &url).await {
+        let ask = ShardAsk::Revoke {
+            sid: claims.sid,
+            until_ms: claims.exp * 1000,
+        };
+        if let Err(e) = shard::ask(env, config, claims.user_id, &ask).await {
             // The origin has revoked it: purchases still stop there.
             worker::console_error!("recording a logout at the edge failed: {e}");
         }
@@ -107,25 +111,31 @@ pub async fn relayed(
     }
     let batch: EdgeRevocations = serde_json::from_slice(&body)
         .map_err(|_| EdgeError::new(ErrorCode::InvalidInput, "not a revocations batch"))?;
-    let mut by_shard: HashMap<u32, Vec<String>> = HashMap::new();
+    let mut by_shard: HashMap<u32, Vec<ShardAsk>> = HashMap::new();
     for (user_id, sid, exp) in &batch.sessions {
         let sid = bytes16(sid).ok_or_else(|| {
             EdgeError::new(ErrorCode::InvalidInput, "a session id is 32 hex digits")
         })?;
         let shard = shard_of(*user_id, config.dedup_shards);
-        by_shard
-            .entry(shard)
-            .or_default()
-            .push(revoke_url(&sid, exp * 1000));
+        by_shard.entry(shard).or_default().push(ShardAsk::Revoke {
+            sid,
+            until_ms: exp * 1000,
+        });
     }
     for (user_id, generation, until) in &batch.accounts {
         let shard = shard_of(*user_id, config.dedup_shards);
-        let url = revoke_account_url(*user_id, *generation, until * 1000);
-        by_shard.entry(shard).or_default().push(url);
+        by_shard
+            .entry(shard)
+            .or_default()
+            .push(ShardAsk::RevokeAccount {
+                user_id: *user_id,
+                generation: *generation,
+                until_ms: until * 1000,
+            });
     }
-    let asks = by_shard.into_iter().flat_map(|(shard, urls)| {
-        urls.into_iter()
-            .map(move |url| async move { dedup_shard::ask_at(env, shard, &url).await })
+    let asks = by_shard.into_iter().flat_map(|(at, asks)| {
+        asks.into_iter()
+            .map(move |ask| async move { shard::ask_at(env, at, &ask).await })
     });
     for answer in futures_util::future::join_all(asks).await {
         answer?;

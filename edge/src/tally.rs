@@ -16,7 +16,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::DurableObjectState;
 use worker::{Env, Result, State, web_sys};
 
-use crate::dedup_shard::Load;
+use crate::objects::Load;
 use crate::{objects, origin};
 
 /// Durable Object binding of the tallies.
