@@ -526,11 +526,11 @@ pub struct DedupLoad {
     pub tallies: Vec<ShardLoad>,
 }
 
-/// One dedup Durable Object's load.
+/// One Durable Object's load (a user shard, a tally, a frontier, a desk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardLoad {
     pub shard: u32,
-    /// Requests it answered (gates, session checks, revocations).
+    /// Requests it answered.
     pub asks: u64,
     /// The most it answered within one wall-clock second.
     pub peak_per_s: u32,
