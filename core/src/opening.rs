@@ -135,13 +135,26 @@ pub fn in_bucket(numbers: impl IntoIterator<Item = f64>, bucket_index: usize) ->
     let found: Vec<String> = numbers
         .into_iter()
         .filter(|n| bucket(*n) == bucket_index)
-        .map(|n| n.to_string())
+        .map(|n| wire_number(n).to_string())
         .collect();
     found.join(",")
 }
 
 pub fn parse_numbers(text: &str) -> Vec<f64> {
-    text.split(',').filter_map(|n| n.parse().ok()).collect()
+    text.split(',').filter_map(parse_wire_number).collect()
+}
+
+/// A number in `[0, 1]` as it travels between the edge's objects: its bits,
+/// exact, as an integer (integers are cheaper than floats to write and read
+/// in Wasm).
+pub fn wire_number(number: f64) -> u64 {
+    number.to_bits()
+}
+
+/// Reads [`wire_number`]'s text back; `None` unless it is a number in `[0, 1]`.
+pub fn parse_wire_number(text: &str) -> Option<f64> {
+    let number = f64::from_bits(text.parse().ok()?);
+    (0.0..=1.0).contains(&number).then_some(number)
 }
 
 /// The opening draw's times, unix ms.
@@ -308,6 +321,19 @@ mod tests {
             tenths.iter().all(|&t| (60..=140).contains(&t)),
             "{tenths:?}"
         );
+    }
+
+    #[test]
+    fn numbers_travel_exactly_and_only_in_range() {
+        let keys = Keyring::new(&[7; 32], None).unwrap();
+        for n in (0..100).map(|u| number(&keys, 1, u)).chain([0.0, 1.0]) {
+            let text = wire_number(n).to_string();
+            assert_eq!(parse_wire_number(&text), Some(n));
+        }
+        for bad in [1.5f64, -0.25, f64::NAN] {
+            assert_eq!(parse_wire_number(&wire_number(bad).to_string()), None);
+        }
+        assert_eq!(parse_wire_number("0.5"), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::cell::{Cell, RefCell};
 
 use rushgate_core::desk::{Desk, Lease, LeaseAsk, Word};
+use rushgate_core::opening;
 use wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast as _, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -53,8 +54,13 @@ pub async fn ask(env: &Env, event_id: i64, url: &str) -> Result<String> {
 /// s>&n=<now ms>[&r=<remaining>&a=<its time ms>]`.
 pub fn lease_url(ask: &LeaseAsk) -> String {
     let mut url = format!(
-        "https://desk.internal/lease?i={}&t={}&w={}&f={}&v={:.3}&n={}",
-        ask.isolate, ask.tier_id, ask.want, ask.in_flight, ask.arrivals_per_s, ask.now_ms
+        "https://desk.internal/lease?i={}&t={}&w={}&f={}&v={}&n={}",
+        ask.isolate,
+        ask.tier_id,
+        ask.want,
+        ask.in_flight,
+        milli(ask.arrivals_per_s),
+        ask.now_ms
     );
     if let Some(word) = ask.word {
         url.push_str(&format!("&r={}&a={}", word.remaining, word.at_ms));
@@ -76,20 +82,30 @@ pub fn parse_lease_ask(url: &str) -> Option<LeaseAsk> {
         want: field(url, "w")?.parse().ok()?,
         in_flight: field(url, "f").map_or(Some(0), |f| f.parse().ok())?,
         word,
-        arrivals_per_s: field(url, "v")?.parse().ok()?,
+        arrivals_per_s: from_milli(field(url, "v")?)?,
         now_ms: field(url, "n")?.parse().ok()?,
     })
+}
+
+/// A rate on the wire: thousandths, as an integer (integers are cheaper than
+/// floats to write and read in Wasm).
+fn milli(rate: f64) -> u64 {
+    (rate.max(0.0) * 1000.0).round() as u64
+}
+
+fn from_milli(text: &str) -> Option<f64> {
+    Some(text.parse::<u64>().ok()? as f64 / 1000.0)
 }
 
 /// A lease as text: `<units> <expires ms> <remaining> <arrivals per s>
 /// <retry at ms> <granted>`.
 pub fn lease_text(lease: &Lease) -> String {
     format!(
-        "{} {} {} {:.3} {} {}",
+        "{} {} {} {} {} {}",
         lease.units,
         lease.expires_ms,
         lease.remaining,
-        lease.arrivals_per_s,
+        milli(lease.arrivals_per_s),
         lease.retry_at_ms,
         lease.granted
     )
@@ -102,7 +118,7 @@ pub fn parse_lease(text: &str) -> Option<Lease> {
         units: next()?.parse().ok()?,
         expires_ms: next()?.parse().ok()?,
         remaining: next()?.parse().ok()?,
-        arrivals_per_s: next()?.parse().ok()?,
+        arrivals_per_s: from_milli(next()?)?,
         retry_at_ms: next()?.parse().ok()?,
         granted: next()?.parse().ok()?,
     })
@@ -178,7 +194,8 @@ impl SaleDesk {
                 ) else {
                     return Err(worker::Error::RustError("a bad share ask".into()));
                 };
-                Ok(self.share(event_id, drawn, shards).await?.to_string())
+                let share = self.share(event_id, drawn, shards).await?;
+                Ok(opening::wire_number(share).to_string())
             }
             _ => Err(worker::Error::RustError(format!("no such ask: {path}"))),
         }

@@ -299,7 +299,7 @@ pub async fn drawn_share(
     let remaining = view.tiers.iter().map(|t| t.remaining).sum();
     let url = desk::share_url(view.id, opening::drawn(remaining), config.dedup_shards);
     let text = desk::ask(env, view.id, &url).await?;
-    let share: f64 = text.parse().map_err(|_| EdgeError::origin_unavailable())?;
+    let share = opening::parse_wire_number(&text).ok_or_else(EdgeError::origin_unavailable)?;
     EVENTS.with(|e| e.borrow_mut().entry(view.id).or_default().share = Some(share));
     Ok(share)
 }

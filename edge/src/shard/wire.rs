@@ -6,6 +6,7 @@
 
 use rushgate_core::dedup::{Gate, SessionRef};
 use rushgate_core::draw::{SEED_LEN, Seed};
+use rushgate_core::opening;
 
 use crate::door::{AddressAsk, DoorAsk};
 use crate::entrants::JoinAsk;
@@ -48,7 +49,7 @@ impl Ask {
             url.push_str(&format!("&n={}&x={expires_ms}", hex::encode(nonce)));
         }
         if let Some(number) = self.draw {
-            url.push_str(&format!("&d={number}"));
+            url.push_str(&format!("&d={}", opening::wire_number(number)));
         }
         url
     }
@@ -68,7 +69,7 @@ impl Ask {
             generation: generation(url)?,
             retry,
             draw: match field("d") {
-                Some(d) => Some(d.parse().ok()?),
+                Some(d) => Some(opening::parse_wire_number(d)?),
                 None => None,
             },
         })
