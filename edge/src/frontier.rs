@@ -116,7 +116,7 @@ pub async fn read(
         .is_some_and(|started| now_ms - started < ASK_WAIT_MS as i64);
     match (asking, copy) {
         (true, Some((view, _))) => Ok(view),
-        (true, None) => wait_for_copy(event_id, now_ms).await,
+        (true, None) => wait_for_copy(event_id).await,
         (false, _) => {
             ASKING.with(|a| a.borrow_mut().insert(event_id, now_ms));
             let read = ask_for_copy(env, event_id, now_ms).await;
@@ -159,13 +159,12 @@ async fn ask_for_copy(
     Ok(view)
 }
 
-/// Waits for the copy another request of this isolate is asking for: looks
-/// after 10 ms, then twice as long each time up to a quarter second; gives up
-/// (503) when that ask ends without a copy or after `ASK_WAIT_MS`.
-async fn wait_for_copy(
-    event_id: i64,
-    now_ms: i64,
-) -> std::result::Result<Rc<FrontierView>, EdgeError> {
+/// Waits for the copy another request of this isolate is asking for, when
+/// the isolate has none yet: looks after 10 ms, then twice as long each time
+/// up to a quarter second; gives up (503) when that ask ends without a copy
+/// or after `ASK_WAIT_MS`. Any copy will do: the one asked for is as of the
+/// instant its ask started, which may be before this request came.
+async fn wait_for_copy(event_id: i64) -> std::result::Result<Rc<FrontierView>, EdgeError> {
     let mut pause_ms = 10;
     let mut waited_ms = 0;
     while waited_ms < ASK_WAIT_MS {
@@ -173,9 +172,7 @@ async fn wait_for_copy(
         waited_ms += pause_ms;
         pause_ms = (pause_ms * 2).min(250);
         let copy = COPIES.with(|c| c.borrow().get(&event_id).cloned());
-        if let Some((view, at)) = copy
-            && at >= now_ms
-        {
+        if let Some((view, _)) = copy {
             return Ok(view);
         }
         if ASKING.with(|a| !a.borrow().contains_key(&event_id)) {
