@@ -7,12 +7,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rushgate_core::api::EventView;
 use rushgate_core::desk::{Asked, Lease, LeaseAsk, Local, Room, Word};
 use rushgate_core::opening;
-use worker::Env;
+use worker::{Delay, Env};
 
+use crate::clock;
 use crate::config::Config;
 use crate::desk;
 use crate::error::EdgeError;
@@ -27,7 +29,13 @@ struct Event {
     rate: Option<(f64, i64)>,
     /// The opening draw's drawn share, once fixed.
     share: Option<f64>,
+    /// When this isolate's ask for the share started, while it is out.
+    share_asked_ms: Option<i64>,
 }
+
+/// How long a request waits for its isolate's ask for the drawn share, ms
+/// (the desk's first answer asks every shard).
+const SHARE_WAIT_MS: i64 = 5_000;
 
 thread_local! {
     static TIERS: RefCell<HashMap<(i64, i64), Local>> = RefCell::new(HashMap::new());
@@ -293,13 +301,45 @@ pub async fn drawn_share(
     if now_ms < ends_ms {
         return Ok(1.0);
     }
-    if let Some(share) = EVENTS.with(|e| e.borrow().get(&view.id).and_then(|ev| ev.share)) {
-        return Ok(share);
+    let known = |event_id| {
+        EVENTS.with(|e| {
+            e.borrow()
+                .get(&event_id)
+                .map(|ev| (ev.share, ev.share_asked_ms))
+        })
+    };
+    // One ask per isolate: at the draw's end every ticket comes back at once,
+    // and the desk would see each of them. The others look for its answer on
+    // timers of their own (a request cannot await another's I/O).
+    let mut pause_ms = 10;
+    loop {
+        match known(view.id) {
+            Some((Some(share), _)) => return Ok(share),
+            Some((None, Some(asked_ms))) if clock::now_ms() - asked_ms < SHARE_WAIT_MS => {
+                Delay::from(Duration::from_millis(pause_ms)).await;
+                pause_ms = (pause_ms * 2).min(250);
+            }
+            _ => break,
+        }
     }
+    let asked_ms = clock::now_ms();
+    EVENTS.with(|e| e.borrow_mut().entry(view.id).or_default().share_asked_ms = Some(asked_ms));
+    let share = ask_share(env, config, view).await;
+    EVENTS.with(|e| {
+        let mut events = e.borrow_mut();
+        let event = events.entry(view.id).or_default();
+        event.share_asked_ms = None;
+        if let Ok(share) = share {
+            event.share = Some(share);
+        }
+    });
+    share
+}
+
+/// Asks the desk for the drawn share.
+async fn ask_share(env: &Env, config: &Config, view: &EventView) -> Result<f64, EdgeError> {
     let remaining = view.tiers.iter().map(|t| t.remaining).sum();
     let url = desk::share_url(view.id, opening::drawn(remaining), config.dedup_shards);
     let text = desk::ask(env, view.id, &url).await?;
-    let share = opening::parse_wire_number(&text).ok_or_else(EdgeError::origin_unavailable)?;
-    EVENTS.with(|e| e.borrow_mut().entry(view.id).or_default().share = Some(share));
-    Ok(share)
+    opening::parse_wire_number(&text).ok_or_else(EdgeError::origin_unavailable)
 }

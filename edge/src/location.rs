@@ -127,8 +127,10 @@ pub async fn read(
         // Another request of this isolate is fetching it: wait for its copy.
         for _ in 0..LOCK_S * 1000 / LOOK_EVERY_MS {
             Delay::from(Duration::from_millis(LOOK_EVERY_MS)).await;
+            // Fresh as of this request's start: a fetch slower than the
+            // TTL still ends the wait of those who came while it was out.
             if let Some(copy) = isolate_copy(key)
-                && clock::now_ms() - copy.fetched_ms < ttl
+                && now_ms - copy.fetched_ms < ttl
             {
                 return Ok((copy, Served::Hit));
             }
@@ -184,7 +186,9 @@ async fn refresh(config: &Config, key: &str, path: &str, now_ms: i64) -> Result<
 }
 
 /// `fetch`, once per location: unless another isolate holds the lock on
-/// `key`, in which case its copy (fresh by `due_ms` of `ttl_ms`) is awaited; a 200
+/// `key`, in which case its copy (fresh by `due_ms` of `ttl_ms` as of
+/// `now_ms`, the request's start — a copy is as of its ask, and an ask slower
+/// than the TTL must still end the waits it caused) is awaited; a 200
 /// is kept in this isolate and in the location's cache for `keep_s`. The
 /// Cache API has no compare-and-set, so the lock is taken after a random
 /// pause and a second look — isolates going stale at the same instant mostly
@@ -203,7 +207,7 @@ pub async fn fetch_once(
     if !wait {
         let [jitter] = clock::random::<1>();
         Delay::from(Duration::from_millis(u64::from(jitter) % LOCK_JITTER_MS)).await;
-        if let Some(copy) = fresh_copy(key, ttl_ms, clock::now_ms()).await {
+        if let Some(copy) = fresh_copy(key, ttl_ms, now_ms).await {
             return Ok(copy);
         }
         wait = locked().await;
@@ -211,7 +215,8 @@ pub async fn fetch_once(
     if wait {
         for look in 0..LOCK_S * 1000 / LOOK_EVERY_MS {
             Delay::from(Duration::from_millis(LOOK_EVERY_MS)).await;
-            if let Some(copy) = fresh_copy(key, ttl_ms, clock::now_ms()).await {
+            // Fresh as of this request's start (see `read`).
+            if let Some(copy) = fresh_copy(key, ttl_ms, now_ms).await {
                 return Ok(copy);
             }
             // The holder gave the lock back with no copy (its fetch failed):

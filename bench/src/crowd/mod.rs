@@ -6,6 +6,7 @@
 //! stats and PostgreSQL.
 
 mod invariants;
+mod load;
 mod user;
 
 use std::collections::{HashMap, HashSet};
@@ -485,6 +486,12 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let watch = shared.origin.as_ref().map(|_| {
+        load::LoadWatch::start(
+            shared.client.as_user(sale.admin_token.clone()),
+            sale.event_id,
+        )
+    });
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(match args.mode {
         Mode::Closed => args.concurrency.max(1),
@@ -521,6 +528,10 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
     let elapsed = started.elapsed();
     progress.finish_and_clear();
 
+    let load = match watch {
+        Some(watch) => Some(watch.finish().await.context("the edge's dedup load")?),
+        None => None,
+    };
     let held: HashSet<Uuid> = shared.held.lock().map(|h| h.clone()).unwrap_or_default();
     let told_sold_out = shared.sold_out_answers.load(Ordering::Relaxed) > 0;
     let check = invariants::check(&sale, &db, &held, told_sold_out, args.per_user_limit).await?;
@@ -528,17 +539,6 @@ pub async fn run_prepared(args: &CrowdArgs, prepared: Prepared) -> anyhow::Resul
     let floor_after = origin_floor(&origin).await?;
     let origin_event_reads = floor_after.0.saturating_sub(floor_before.0);
     let origin_edge_reports = floor_after.1.saturating_sub(floor_before.1);
-    let load = match &shared.origin {
-        Some(_) => {
-            let edge = shared.client.as_user(sale.admin_token.clone());
-            let load = edge
-                .dedup_load_with(Some(sale.event_id))
-                .await
-                .context("the edge's dedup load")?;
-            Some(load)
-        }
-        None => None,
-    };
     let dedup = load.as_ref().map(DedupSummary::of);
     let desk = load.as_ref().and_then(|l| l.desk);
     let busiest_tally = load
