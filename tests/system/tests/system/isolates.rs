@@ -1,6 +1,7 @@
 //! One sale, many isolates: the edge under workerd in eight isolates that
 //! share one set of Durable Objects and one location cache, requests sprayed
-//! over them at random, as on Cloudflare. Crowds in every admission mode keep
+//! over them at random, as on Cloudflare. Crowds of 5,000 in rounds, the
+//! automatic lottery (with and without its opening draw) and the queue keep
 //! every invariant and cost the origin about one `/buy` per unit whatever the
 //! number of isolates; they really are separate isolates.
 
@@ -22,16 +23,22 @@ async fn sprayed() -> Stack {
 /// A crowd of `users` for `stock` units in `admission`: every invariant, the
 /// sale sold out, at most 1.1 origin `/buy` per unit.
 async fn crowd(stack: &Stack, users: u32, stock: i64, admission: &str) {
+    crowd_opening_in(stack, users, stock, admission, 4).await;
+}
+
+/// `crowd`, the sale opening `opens_in_s` after it is made (a queue's crowd
+/// joins before the opening).
+async fn crowd_opening_in(stack: &Stack, users: u32, stock: i64, admission: &str, opens_in_s: i64) {
     let args = CrowdArgs {
         users,
         stock,
         per_user_limit: 1,
         admission: admission.into(),
         dedup_window_s: 5,
-        opens_in_s: 4,
+        opens_in_s,
         mode: Mode::Closed,
         concurrency: 500,
-        max_seconds: 120,
+        max_seconds: 180,
         ..CrowdArgs::for_stack(stack)
     };
     let report = crowd::run(&args).await.expect("the crowd ran");
@@ -71,6 +78,7 @@ async fn crowds_through_eight_isolates_cost_the_origin_a_buy_per_unit() {
     crowd(&stack, 5_000, 100, "0.5,1.0").await;
     crowd(&stack, 5_000, 100, "auto:0").await;
     crowd(&stack, 5_000, 10, "auto").await;
+    crowd_opening_in(&stack, 5_000, 100, "queue", 25).await;
 }
 
 /// Buys one unit through the edge as `buyer`, coming back with the retry
