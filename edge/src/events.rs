@@ -20,7 +20,8 @@ use crate::session;
 use crate::snapshot;
 
 /// `GET /api/events` and `GET /api/events/{id}`, keyed on the resource alone
-/// (the event page adds its visitor id, which never changes the answer), read
+/// (the event page adds its visitor id, which never changes the answer) with
+/// the same key as the isolates' snapshots (`location::key`), read
 /// through the location (`location::read`): a crowd costs the origin about
 /// one request per TTL per location, whatever the number of isolates.
 pub async fn cached_read(
@@ -29,9 +30,9 @@ pub async fn cached_read(
     ctx: &Context,
     now_ms: i64,
 ) -> Result<Response, EdgeError> {
-    let url = req.inner().url();
-    let key = url.split(['?', '#']).next().unwrap_or(&url).to_owned();
-    let (copy, served) = location::read(config, Some(ctx), &key, &req.path(), now_ms).await?;
+    let path = req.path();
+    let (copy, served) =
+        location::read(config, Some(ctx), &location::key(&path), &path, now_ms).await?;
     Ok(for_browser(copy.status, &copy.body, served.as_str()))
 }
 

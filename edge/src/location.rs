@@ -66,6 +66,13 @@ thread_local! {
     static COPIES: RefCell<HashMap<String, Copy>> = RefCell::new(HashMap::new());
 }
 
+/// The key of the origin's resource `path` in the isolate and the location:
+/// one for the pages' reads and the isolates' snapshots alike, so a location
+/// refreshes each resource once per TTL, not once per kind of reader.
+pub fn key(path: &str) -> String {
+    format!("https://rushgate.internal{path}")
+}
+
 fn isolate_copy(key: &str) -> Option<Copy> {
     COPIES.with(|c| c.borrow().get(key).cloned())
 }

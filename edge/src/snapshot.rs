@@ -48,7 +48,7 @@ pub async fn view(
     now_ms: i64,
 ) -> Result<Option<Rc<EventView>>, EdgeError> {
     let path = format!("/api/events/{event_id}");
-    let key = format!("https://rushgate.internal{path}");
+    let key = location::key(&path);
     let (copy, _) = location::read(config, None, &key, &path, now_ms).await?;
     let parsed = EVENTS.with(|e| {
         e.borrow()
