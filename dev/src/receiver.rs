@@ -130,6 +130,12 @@ impl Receiver {
 
 /// The most deliveries that arrived within any one second.
 pub fn densest_second(received: &[Received]) -> usize {
+    densest_within(received, std::time::Duration::from_secs(1))
+}
+
+/// The most deliveries that arrived within any `window` (a sliding window).
+pub fn densest_within(received: &[Received], window: std::time::Duration) -> usize {
+    let window = window.as_nanos() as i128;
     let mut times: Vec<i128> = received
         .iter()
         .map(|r| r.at.unix_timestamp_nanos())
@@ -139,7 +145,7 @@ pub fn densest_second(received: &[Received]) -> usize {
         .map(|i| {
             times[i..]
                 .iter()
-                .take_while(|&&t| t < times[i] + 1_000_000_000)
+                .take_while(|&&t| t < times[i] + window)
                 .count()
         })
         .max()
